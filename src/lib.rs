@@ -1,0 +1,9 @@
+//! ambient's native half. The hot path (getStore, run, per-promise propagation)
+//! lives in JS on top of Node's own AsyncLocalStorage; this crate owns work that
+//! is done about once per request, per log line or per batch.
+
+#![deny(clippy::all)]
+
+mod guard;
+
+pub use guard::*;
