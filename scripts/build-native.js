@@ -29,7 +29,10 @@ if (process.argv.includes('--if-stale') && fs.existsSync(addon) &&
   process.exit(0);
 }
 
-const cliPackage = require.resolve('@napi-rs/cli/package.json', { paths: [root] });
+// Installed from a path, ambient is a symlink whose dependencies npm places in
+// the depending project (INIT_CWD), outside this file's resolution path.
+const searchPaths = [root, process.env.INIT_CWD].filter(Boolean);
+const cliPackage = require.resolve('@napi-rs/cli/package.json', { paths: searchPaths });
 const cli = path.join(path.dirname(cliPackage), require(cliPackage).bin.napi);
 const args = [cli, 'build', '--release', '--dts', 'native.d.ts', '--no-dts-header', '--', '--locked'];
 const result = spawnSync(process.execPath, args, { cwd: root, stdio: 'inherit' });
