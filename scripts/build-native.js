@@ -29,11 +29,24 @@ if (process.argv.includes('--if-stale') && fs.existsSync(addon) &&
   process.exit(0);
 }
 
-// Installed from a path, ambient is a symlink whose dependencies npm places in
-// the depending project (INIT_CWD), outside this file's resolution path.
-const searchPaths = [root, process.env.INIT_CWD].filter(Boolean);
-const cliPackage = require.resolve('@napi-rs/cli/package.json', { paths: searchPaths });
-const cli = path.join(path.dirname(cliPackage), require(cliPackage).bin.napi);
+function findCli() {
+  const cliPackage = require.resolve('@napi-rs/cli/package.json', { paths: [root] });
+  return path.join(path.dirname(cliPackage), require(cliPackage).bin.napi);
+}
+
+let cli;
+try {
+  cli = findCli();
+} catch {
+  // `npm install <path>` links the folder and installs none of its
+  // dependencies, so the CLI is missing; install the checkout's own, as locked.
+  const npm = process.env.npm_execpath;
+  const install = npm ?
+    spawnSync(process.execPath, [npm, 'install', '--ignore-scripts', '--no-audit', '--no-fund'], { cwd: root, stdio: 'inherit' }) :
+    spawnSync('npm', ['install', '--ignore-scripts', '--no-audit', '--no-fund'], { cwd: root, stdio: 'inherit' });
+  if (install.status !== 0) process.exit(install.status ?? 1);
+  cli = findCli();
+}
 const args = [cli, 'build', '--release', '--dts', 'native.d.ts', '--no-dts-header', '--', '--locked'];
 const result = spawnSync(process.execPath, args, { cwd: root, stdio: 'inherit' });
 if (result.error) throw result.error;
