@@ -368,7 +368,7 @@ describe('isolation between instances', () => {
     const { runInNewContext } = require('node:vm');
     setFlagsFromString('--expose-gc');
     const gc = runInNewContext('gc');
-    const shared = globalThis[Symbol.for('ambient.frame.v1')];
+    const shared = globalThis[Symbol.for('ambient.frame.v2')];
     const live = new AsyncLocalStorage();
     const slotsBefore = shared.nextSlot;
     for (let round = 0; round < 5; round++) {

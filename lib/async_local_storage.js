@@ -2,11 +2,11 @@
 // Drop-in AsyncLocalStorage with the Node 26 API and semantics on every
 // Node >= 20. Values live in the shared frame (lib/frame.js); this class only
 // knows its slot.
-const { AsyncLocalStorage: NativeAsyncLocalStorage } = require('node:async_hooks');
+const { AsyncResource } = require('node:async_hooks');
 const {
   allocateIndex, currentFrame, valueIn, withValue, enterFrame, runWithValue, clearInCurrentFrame,
 } = require('./frame');
-const { validateObject } = require('./errors');
+const { validateObject, validateFunction } = require('./errors');
 
 class AsyncLocalStorage {
   #index;
@@ -24,12 +24,23 @@ class AsyncLocalStorage {
     return this.#name;
   }
 
+  // Both capture every store, ambient and native, through an AsyncResource,
+  // as Node does, but skip the deprecated `asyncResource` accessor Node
+  // defines on each bound function, which makes Node's versions 10-100x
+  // slower (see BENCHMARKS.md).
   static bind(fn) {
-    return NativeAsyncLocalStorage.bind(fn);
+    validateFunction(fn, 'fn');
+    const resource = new AsyncResource(fn.name || 'bound-anonymous-fn');
+    const bound = function (...args) {
+      return resource.runInAsyncScope(fn, this, ...args);
+    };
+    Object.defineProperty(bound, 'length', { value: fn.length, configurable: true });
+    return bound;
   }
 
   static snapshot() {
-    return NativeAsyncLocalStorage.snapshot();
+    const resource = new AsyncResource('AsyncLocalStorageSnapshot');
+    return (fn, ...args) => resource.runInAsyncScope(fn, undefined, ...args);
   }
 
   getStore() {

@@ -1,24 +1,29 @@
 'use strict';
 // The frame: every ambient variable (AsyncLocalStorage instance or
-// AsyncContext.Variable) lives in one immutable array, and one native
-// AsyncLocalStorage (the carrier) propagates that array. Node therefore tracks
-// a single store however many variables exist: K variables cost what one does
-// per promise, on async_hooks (Node <= 22) and AsyncContextFrame (Node >= 24).
+// AsyncContext.Variable) lives in one immutable frame, and one native
+// AsyncLocalStorage (the carrier) propagates it. Node therefore tracks a single
+// store however many variables exist: K variables cost what one does per
+// promise, on async_hooks (Node <= 22) and AsyncContextFrame (Node >= 24).
 //
-// Layout: variable number n owns positions 2n (owner) and 2n+1 (value). A
-// variable is set in a frame when frame[2n] is the variable itself, so an
-// explicitly stored `undefined` and "never set" stay distinct (defaultValue
-// semantics) without a sentinel. Frames are copied, never changed, except by
-// disable(), which mirrors Node 26 and clears the current frame in place.
+// A frame is one binding (owner -> value) over a flat array of the others.
+// In the flat array, variable number n owns positions 2n (owner) and 2n+1
+// (value); a variable is bound when its owner position holds the variable
+// itself, so an explicitly stored `undefined` and "never set" stay distinct
+// without a sentinel. run() thus allocates one small object, not a copy of
+// every binding: the flat array is shared, and only built (once per frame,
+// memoized) when a different variable is bound on top of a frame.
+//
+// Frames never change once made, except through disable(), which mirrors
+// Node 26 and clears the binding from the current frame in place.
 const {
   AsyncLocalStorage: NativeAsyncLocalStorage,
   executionAsyncResource,
 } = require('node:async_hooks');
 
 // A second copy of ambient in the same realm (two versions in node_modules)
-// must share the carrier and the slot numbering, or neither would see the
-// other's contexts.
-const SHARED_KEY = Symbol.for('ambient.frame.v1');
+// must share the carrier, the frame class and the slot numbering, or neither
+// would see the other's contexts. Bump the version when the layout changes.
+const SHARED_KEY = Symbol.for('ambient.frame.v2');
 
 function createShared() {
   const carrier = new NativeAsyncLocalStorage();
@@ -26,9 +31,21 @@ function createShared() {
   // created before that carry no store and an enterWith() after an await could
   // leak into the caller (nodejs/node#53037). Enable it up front.
   carrier.enterWith(carrier.getStore());
+
+  class Frame {
+    constructor(base, index, owner, value) {
+      this.base = base;
+      this.index = index;
+      this.owner = owner;
+      this.value = value;
+      this.flat = undefined;
+    }
+  }
+
   const freeSlots = [];
   return {
     carrier,
+    Frame,
     nextSlot: 0,
     freeSlots,
     // A frame holds its owners strongly, so once an owner is collected no live
@@ -40,7 +57,7 @@ function createShared() {
 }
 
 const shared = globalThis[SHARED_KEY] ??= createShared();
-const { carrier } = shared;
+const { carrier, Frame } = shared;
 
 // Where the current frame is read and written. With the async_hooks carrier
 // (Node <= 22) that is a property of the current async resource, exactly what
@@ -72,26 +89,41 @@ function enterFrame(frame) {
 }
 
 function valueIn(frame, owner, index, defaultValue) {
-  return frame !== undefined && frame[index] === owner ? frame[index + 1] : defaultValue;
+  if (frame === undefined) return defaultValue;
+  if (frame.owner === owner) return frame.value;
+  const base = frame.base;
+  return base !== undefined && base[index] === owner ? base[index + 1] : defaultValue;
+}
+
+// Every binding of `frame` as one flat array (shared: never mutate it).
+function flatten(frame) {
+  if (frame === undefined) return undefined;
+  if (frame.flat !== undefined) return frame.flat;
+  let flat = frame.base;
+  if (frame.owner !== undefined) {
+    flat = flat === undefined ? [] : flat.slice();
+    flat[frame.index] = frame.owner;
+    flat[frame.index + 1] = frame.value;
+  }
+  frame.flat = flat;
+  return flat;
 }
 
 function withValue(frame, owner, index, value) {
-  const next = frame === undefined ? [] : frame.slice();
-  next[index] = owner;
-  next[index + 1] = value;
-  return next;
+  // Rebinding the frame's own variable reuses its base: the new binding
+  // shadows any older one there.
+  const base = frame === undefined ? undefined : frame.owner === owner ? frame.base : flatten(frame);
+  return new Frame(base, index, owner, value);
 }
 
-// `source`'s binding for this variable (or its absence), copied into `frame`.
-function withBindingOf(frame, source, owner, index) {
-  if (source !== undefined && source[index] === owner) {
-    return withValue(frame, owner, index, source[index + 1]);
-  }
-  if (frame === undefined || frame[index] !== owner) return frame;
-  const next = frame.slice();
-  next[index] = undefined;
-  next[index + 1] = undefined;
-  return next;
+const ABSENT = Symbol('absent');
+
+function withoutValue(frame, owner, index) {
+  if (valueIn(frame, owner, index, ABSENT) === ABSENT) return frame;
+  const flat = flatten(frame).slice();
+  flat[index] = undefined;
+  flat[index + 1] = undefined;
+  return new Frame(flat, 0, undefined, undefined);
 }
 
 // Runs fn with `frame` current and puts the caller's frame back afterwards,
@@ -126,15 +158,38 @@ function runWithValue(owner, index, defaultValue, value, fn, args) {
     const current = holder[STORE];
     holder[STORE] = current === next && shared.disables === disables ?
       prior :
-      withBindingOf(current, prior, owner, index);
+      restoreBinding(current, prior, owner, index);
   }
 }
 
+// `current` with the binding `source` had for this variable (or none).
+function restoreBinding(current, source, owner, index) {
+  const value = valueIn(source, owner, index, ABSENT);
+  return value === ABSENT ? withoutValue(current, owner, index) : withValue(current, owner, index, value);
+}
+
+// disable(): clears the binding from the current frame itself, so every
+// continuation that captured this frame loses it too (Node 26). The shared
+// base is never touched: the frame gets its own copy without the binding.
 function clearInCurrentFrame(owner, index) {
   const frame = currentFrame();
-  if (frame !== undefined && frame[index] === owner) {
-    frame[index] = undefined;
-    frame[index + 1] = undefined;
+  if (frame === undefined) return;
+  let changed = false;
+  if (frame.owner === owner) {
+    frame.owner = undefined;
+    frame.value = undefined;
+    changed = true;
+  }
+  const base = frame.base;
+  if (base !== undefined && base[index] === owner) {
+    const copy = base.slice();
+    copy[index] = undefined;
+    copy[index + 1] = undefined;
+    frame.base = copy;
+    changed = true;
+  }
+  if (changed) {
+    frame.flat = undefined;
     shared.disables++;
   }
 }
