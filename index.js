@@ -4,16 +4,16 @@
 // The hot path (getStore, run, per-promise propagation) is JS on top of one
 // native AsyncLocalStorage; see lib/frame.js. The Rust addon is loaded for the
 // work done about once per request, per log line or per batch.
-const { AsyncResource } = require('node:async_hooks');
 const { AsyncLocalStorage } = require('./lib/async_local_storage');
 const { AsyncContext } = require('./lib/async_context');
+const { AsyncResource } = require('./lib/async_resource');
 const native = require('./lib/native');
 
 module.exports = {
   AsyncLocalStorage,
-  // Node's own class already saves and restores the native store that carries
-  // ambient's frame, so it restores ambient and native stores alike and stays
-  // visible to async_hooks observers.
+  // Node's own class (a subclass on Node <= 22, see lib/async_resource.js):
+  // it restores the native store that carries ambient's frame, so ambient and
+  // native stores alike, and stays visible to async_hooks observers.
   AsyncResource,
   AsyncContext,
   nativeVersion: native.nativeVersion,

@@ -256,6 +256,20 @@ describe('disable', () => {
     }));
   });
 
+  it('also clears the store for work already scheduled from the same frame (Node 26)', async () => {
+    const a = new AsyncLocalStorage({ defaultValue: 'default' });
+    const b = new AsyncLocalStorage();
+    const [later, child] = await a.run('A', () => b.run('B', () => {
+      const scheduled = new Promise((resolve) => setTimeout(() => resolve(a.getStore()), 1));
+      // A frame derived before disable() keeps its own copy of the binding.
+      const derived = b.run('B2', () => new Promise((resolve) => setTimeout(() => resolve(a.getStore()), 1)));
+      a.disable();
+      assert.equal(b.getStore(), 'B');
+      return Promise.all([scheduled, derived]);
+    }));
+    assert.deepEqual([later, child], ['default', 'A']);
+  });
+
   it('keeps a disable() of another instance inside run in effect afterwards', () => {
     const a = new AsyncLocalStorage();
     const b = new AsyncLocalStorage();
@@ -410,5 +424,53 @@ describe('mixed with native AsyncLocalStorage', () => {
     }));
     assert.equal(ours.getStore(), undefined);
     assert.equal(theirs.getStore(), undefined);
+  });
+});
+
+// Cases where Node majors disagree; ambient gives Node 26's answer on all of
+// them (docs/semantics.md).
+describe('where Node majors disagree', () => {
+  it('enterWith inside AsyncResource#runInAsyncScope does not stick to the resource (nodejs/node#58204)', () => {
+    const { AsyncResource } = require('..');
+    const als = new AsyncLocalStorage();
+    const seen = als.run(1, () => {
+      const resource = new AsyncResource('test');
+      const inner = [];
+      resource.runInAsyncScope(() => {
+        als.enterWith(2);
+        resource.runInAsyncScope(() => inner.push(als.getStore()));
+        inner.push(als.getStore());
+      });
+      resource.runInAsyncScope(() => inner.push(als.getStore()));
+      return inner;
+    });
+    assert.deepEqual(seen, [1, 2, 1]);
+  });
+
+  it('enterWith inside a bound function does not carry over to the next call', () => {
+    const als = new AsyncLocalStorage();
+    const bound = als.run('bound', () => AsyncLocalStorage.bind(() => {
+      const before = als.getStore();
+      als.enterWith('changed');
+      return before;
+    }));
+    assert.deepEqual([bound(), bound()], ['bound', 'bound']);
+  });
+
+  it('enterWith inside exit() is undone when exit returns (nodejs/node#62290)', async () => {
+    const http = require('node:http');
+    const als = new AsyncLocalStorage();
+    const server = http.createServer((req, res) => als.run({ outer: true }, () => {
+      als.exit(() => {
+        als.enterWith({ inner: true });
+        res.on('finish', () => server.emit('seen', als.getStore()));
+      });
+      res.end('ok');
+    }));
+    await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const seen = new Promise((resolve) => server.once('seen', resolve));
+    await new Promise((resolve) => http.get({ port: server.address().port, host: '127.0.0.1' }, (res) => res.resume().on('end', resolve)));
+    assert.deepEqual(await seen, { outer: true });
+    server.close();
   });
 });

@@ -2,7 +2,7 @@
 // Drop-in AsyncLocalStorage with the Node 26 API and semantics on every
 // Node >= 20. Values live in the shared frame (lib/frame.js); this class only
 // knows its slot.
-const { AsyncResource } = require('node:async_hooks');
+const { AsyncResource } = require('./async_resource');
 const {
   allocateIndex, currentFrame, valueIn, withValue, enterFrame, runWithValue, clearInCurrentFrame,
 } = require('./frame');

@@ -65,8 +65,9 @@ const { carrier, Frame } = shared;
 // run(). With AsyncContextFrame (Node >= 24, or 22 with the flag) it is the
 // carrier's public API, behind a constant accessor object so both share the
 // code below.
-const STORE = typeof carrier.kResourceStore === 'symbol' ? carrier.kResourceStore : Symbol('frame');
-const holderOf = STORE === carrier.kResourceStore ? executionAsyncResource : (() => {
+const framesLiveOnResources = typeof carrier.kResourceStore === 'symbol';
+const STORE = framesLiveOnResources ? carrier.kResourceStore : Symbol('frame');
+const holderOf = framesLiveOnResources ? executionAsyncResource : (() => {
   const holder = {
     get [STORE]() { return carrier.getStore(); },
     set [STORE](frame) { carrier.enterWith(frame); },
@@ -204,4 +205,6 @@ module.exports = {
   runWithValue,
   clearInCurrentFrame,
   carrier,
+  framesLiveOnResources,
+  STORE,
 };

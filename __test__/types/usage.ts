@@ -1,0 +1,38 @@
+// Compiled by `npm test` (tsc --noEmit): the public types must accept the
+// documented usage and reject misuse.
+import { AsyncLocalStorage, AsyncResource, AsyncContext, nativeVersion } from '../..'
+
+const als = new AsyncLocalStorage<{ id: string }>({ name: 'request', defaultValue: { id: '-' } })
+const id: string | undefined = als.getStore()?.id
+const n: number = als.run({ id: 'a' }, (x: number) => x + 1, 1)
+als.exit(() => undefined)
+als.enterWith({ id: 'b' })
+{
+  using scope = als.withScope({ id: 'c' })
+  scope.dispose()
+}
+const bound = AsyncLocalStorage.bind((x: number) => x * 2)
+const doubled: number = bound(2)
+const snapshot = AsyncLocalStorage.snapshot()
+const fromSnapshot: string = snapshot((s: string) => s, 'x')
+
+class Query extends AsyncResource {
+  constructor() { super('Query', { requireManualDestroy: true }) }
+}
+new Query().runInAsyncScope(() => 1)
+
+const v = new AsyncContext.Variable<number>({ name: 'n', defaultValue: 0 })
+const got: number | undefined = v.get()
+v.run(1, () => v.get())
+const s = new AsyncContext.Snapshot()
+s.run(() => 1)
+const wrapped = AsyncContext.Snapshot.wrap((a: number) => a)
+const w: number = wrapped(1)
+const version: string = nativeVersion()
+
+// @ts-expect-error a store of the wrong type
+als.run({ id: 1 }, () => {})
+// @ts-expect-error options must be an object
+new AsyncLocalStorage('name')
+
+export { id, n, doubled, fromSnapshot, got, w, version }
