@@ -4,6 +4,9 @@
 
 #![deny(clippy::all)]
 
+mod baggage;
 mod guard;
+mod ids;
+mod trace_context;
 
 pub use guard::*;

@@ -1,0 +1,132 @@
+//! Request, trace and span ids.
+//!
+//! Request ids are UUIDv7: time-ordered, so they sort by arrival in logs and
+//! index well. Trace and span ids come from a per-thread xoshiro256++
+//! generator seeded from the OS CSPRNG: they must be unique and unguessable
+//! enough for correlation, not secret, and this is several times cheaper than
+//! asking the OS each time.
+
+use std::cell::RefCell;
+
+use rand::rngs::SmallRng;
+use rand::Rng;
+
+thread_local! {
+  static RNG: RefCell<SmallRng> = RefCell::new(rand::make_rng());
+}
+
+fn next_u64() -> u64 {
+  RNG.with(|rng| rng.borrow_mut().next_u64())
+}
+
+/// A new W3C trace id: 16 random bytes, never all zero (an invalid trace id).
+pub fn new_trace_id() -> [u8; 16] {
+  loop {
+    let hi = next_u64();
+    let lo = next_u64();
+    if hi != 0 || lo != 0 {
+      let mut id = [0u8; 16];
+      id[..8].copy_from_slice(&hi.to_be_bytes());
+      id[8..].copy_from_slice(&lo.to_be_bytes());
+      return id;
+    }
+  }
+}
+
+/// A new W3C span (parent) id: 8 random bytes, never all zero.
+pub fn new_span_id() -> [u8; 8] {
+  loop {
+    let v = next_u64();
+    if v != 0 {
+      return v.to_be_bytes();
+    }
+  }
+}
+
+/// A new request id: a UUIDv7 in its hyphenated lowercase form.
+pub fn new_request_id() -> String {
+  uuid::Uuid::now_v7().hyphenated().to_string()
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Lowercase hex of `bytes`, appended to `out`.
+pub fn push_hex(out: &mut String, bytes: &[u8]) {
+  for b in bytes {
+    out.push(HEX[(b >> 4) as usize] as char);
+    out.push(HEX[(b & 0x0f) as usize] as char);
+  }
+}
+
+pub fn to_hex(bytes: &[u8]) -> String {
+  let mut s = String::with_capacity(bytes.len() * 2);
+  push_hex(&mut s, bytes);
+  s
+}
+
+/// Parses exactly `N` bytes of *lowercase* hex (W3C trace context forbids
+/// uppercase).
+pub fn parse_lower_hex<const N: usize>(s: &[u8]) -> Option<[u8; N]> {
+  if s.len() != N * 2 {
+    return None;
+  }
+  let mut out = [0u8; N];
+  for (i, pair) in s.chunks_exact(2).enumerate() {
+    out[i] = (lower_hex_digit(pair[0])? << 4) | lower_hex_digit(pair[1])?;
+  }
+  Some(out)
+}
+
+fn lower_hex_digit(c: u8) -> Option<u8> {
+  match c {
+    b'0'..=b'9' => Some(c - b'0'),
+    b'a'..=b'f' => Some(c - b'a' + 10),
+    _ => None,
+  }
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+  use std::collections::HashSet;
+
+  #[test]
+  fn trace_and_span_ids_are_nonzero_and_distinct() {
+    let traces: HashSet<_> = (0..10_000).map(|_| new_trace_id()).collect();
+    let spans: HashSet<_> = (0..10_000).map(|_| new_span_id()).collect();
+    assert_eq!(traces.len(), 10_000);
+    assert_eq!(spans.len(), 10_000);
+    assert!(!traces.contains(&[0u8; 16]));
+    assert!(!spans.contains(&[0u8; 8]));
+  }
+
+  #[test]
+  fn threads_get_different_sequences() {
+    let a = std::thread::spawn(new_trace_id).join().unwrap();
+    let b = std::thread::spawn(new_trace_id).join().unwrap();
+    assert_ne!(a, b);
+  }
+
+  #[test]
+  fn request_ids_are_uuid_v7_and_time_ordered() {
+    let ids: Vec<String> = (0..1000).map(|_| new_request_id()).collect();
+    for id in &ids {
+      let parsed = uuid::Uuid::parse_str(id).unwrap();
+      assert_eq!(parsed.get_version_num(), 7);
+      assert_eq!(id.len(), 36);
+    }
+    let mut sorted = ids.clone();
+    sorted.sort();
+    assert_eq!(sorted, ids, "UUIDv7 ids generated in sequence sort in order");
+  }
+
+  #[test]
+  fn hex_round_trips_and_rejects_uppercase() {
+    let bytes = [0x00, 0x0f, 0xa0, 0xff];
+    assert_eq!(to_hex(&bytes), "000fa0ff");
+    assert_eq!(parse_lower_hex::<4>(b"000fa0ff"), Some(bytes));
+    assert_eq!(parse_lower_hex::<4>(b"000FA0FF"), None);
+    assert_eq!(parse_lower_hex::<4>(b"000fa0f"), None);
+    assert_eq!(parse_lower_hex::<4>(b"000fa0fg"), None);
+  }
+}
