@@ -7,6 +7,7 @@
 mod baggage;
 mod guard;
 mod ids;
+mod store;
 mod trace_context;
 
 pub use guard::*;
