@@ -5,9 +5,14 @@
 #![deny(clippy::all)]
 
 mod baggage;
+mod context;
 mod guard;
 mod ids;
+mod scope;
 mod store;
 mod trace_context;
+mod watchdog;
 
+pub use context::*;
 pub use guard::*;
+pub use watchdog::*;

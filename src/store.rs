@@ -80,9 +80,6 @@ impl Record {
     }
   }
 
-  pub fn traceparent(&self) -> String {
-    trace_context::format_traceparent(&self.trace_id, &self.span_id, self.flags)
-  }
 }
 
 /// Field limits. Exceeding one is an error that changes nothing.
@@ -300,6 +297,7 @@ impl Store {
     Ok(self.insert(record))
   }
 
+  #[cfg(test)]
   pub fn get(&self, id: u64) -> Result<Record, StoreError> {
     self.records.get(&id).map(|r| r.clone()).ok_or(StoreError::NotFound(id))
   }
@@ -367,14 +365,16 @@ impl Store {
     Ok(r.writes_after_end)
   }
 
-  /// Ends a context with a status. Ending twice keeps the first outcome and
-  /// returns false.
-  pub fn end(&self, id: u64, status: &str) -> Result<bool, StoreError> {
+  /// Ends a context with a status. Returns the outcome that stands (ending
+  /// twice keeps the first) and whether this call was the one that ended it.
+  pub fn end(&self, id: u64, status: &str) -> Result<(Ended, Duration, bool), StoreError> {
     let mut r = self.records.get_mut(&id).ok_or(StoreError::NotFound(id))?;
-    if r.ended.is_some() {
-      return Ok(false);
+    if let Some(e) = &r.ended {
+      return Ok((e.clone(), r.duration(), false));
     }
-    r.ended = Some(Ended { at: Instant::now(), wall_ms: wall_ms_now(), status: status.to_owned() });
+    let ended = Ended { at: Instant::now(), wall_ms: wall_ms_now(), status: status.to_owned() };
+    r.ended = Some(ended.clone());
+    let duration = r.duration();
     let release_now = r.handles == 0;
     drop(r);
     self.stats.ended.fetch_add(1, Ordering::Relaxed);
@@ -382,7 +382,7 @@ impl Store {
     if release_now {
       self.remove(id);
     }
-    Ok(true)
+    Ok((ended, duration, true))
   }
 
   /// Another thread's JS handle for the same record (a worker entering it).
@@ -528,8 +528,12 @@ mod tests {
     let r = s.begin(opts()).unwrap();
     assert_eq!(s.open_count(), 1);
     s.attach(r.id).unwrap();
-    assert!(s.end(r.id, "ok").unwrap());
-    assert!(!s.end(r.id, "error").unwrap(), "the first outcome stands");
+    let (first, _, ended_now) = s.end(r.id, "ok").unwrap();
+    assert!(ended_now);
+    let (second, _, ended_again) = s.end(r.id, "error").unwrap();
+    assert!(!ended_again);
+    assert_eq!(second.status, "ok", "the first outcome stands");
+    assert_eq!(second.wall_ms, first.wall_ms);
     assert_eq!(s.open_count(), 0);
     s.release(r.id);
     assert_eq!(s.live_count(), 1, "one handle is still alive");
