@@ -7,6 +7,7 @@
 const { AsyncLocalStorage } = require('./lib/async_local_storage');
 const { AsyncContext } = require('./lib/async_context');
 const { AsyncResource } = require('./lib/async_resource');
+const { RequestContext, DeadlineExceededError } = require('./lib/request_context');
 const native = require('./lib/native');
 
 module.exports = {
@@ -16,5 +17,15 @@ module.exports = {
   // native stores alike, and stays visible to async_hooks observers.
   AsyncResource,
   AsyncContext,
+  RequestContext,
+  DeadlineExceededError,
+  traceContext: {
+    parseTraceparent: native.parseTraceparent,
+    formatTraceparent: native.formatTraceparent,
+    parseTracestate: native.parseTracestate,
+    parseBaggage: native.parseBaggage,
+    formatBaggage: native.formatBaggage,
+  },
+  newRequestId: native.newRequestId,
   nativeVersion: native.nativeVersion,
 };

@@ -1,0 +1,349 @@
+'use strict';
+// RequestContext: the Rust-backed request-context store as JS sees it.
+const { describe, it, afterEach } = require('node:test');
+const assert = require('node:assert/strict');
+const { setImmediate: tick, setTimeout: sleep } = require('node:timers/promises');
+const { RequestContext, AsyncLocalStorage, traceContext, newRequestId } = require('..');
+const native = require('../lib/native');
+
+const SPEC_TRACEPARENT = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+
+afterEach(() => {
+  RequestContext.configure({ maxFields: 64, maxKeyBytes: 128, maxValueBytes: 4096, maxTotalBytes: 16384, generateRequestId: null });
+});
+
+describe('running a context', () => {
+  it('gives every context an id, a UUIDv7 request id and a new trace', async () => {
+    const seen = await RequestContext.run(async () => {
+      await tick();
+      const ctx = RequestContext.require();
+      assert.equal(RequestContext.current(), ctx);
+      return ctx;
+    });
+    assert.match(seen.requestId, /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    assert.match(seen.traceId, /^[0-9a-f]{32}$/);
+    assert.match(seen.spanId, /^[0-9a-f]{16}$/);
+    assert.equal(seen.parentSpanId, undefined);
+    assert.equal(seen.traceFlags & 1, 1, 'new traces are sampled by default');
+    assert.equal(seen.ended, true, 'run() ends the context when fn settles');
+    assert.equal(RequestContext.current(), undefined);
+  });
+
+  it('fails fast outside a context with a clear error', () => {
+    assert.equal(RequestContext.current(), undefined);
+    assert.throws(() => RequestContext.require(), {
+      code: 'ERR_AMBIENT_NO_CONTEXT',
+      message: /outside a request context/,
+    });
+  });
+
+  it('continues an incoming trace and its tracestate and baggage', () => {
+    RequestContext.run({
+      traceparent: SPEC_TRACEPARENT,
+      tracestate: 'rojo=00f067aa0ba902b7,congo=t61rcWkgMzE',
+      baggage: 'userId=alice,serverNode=DF%2028;prop',
+      requestId: 'req-123',
+      name: 'GET /orders',
+    }, () => {
+      const ctx = RequestContext.require();
+      assert.equal(ctx.requestId, 'req-123');
+      assert.equal(ctx.name, 'GET /orders');
+      assert.equal(ctx.traceId, '4bf92f3577b34da6a3ce929d0e0e4736');
+      assert.equal(ctx.parentSpanId, '00f067aa0ba902b7');
+      assert.notEqual(ctx.spanId, '00f067aa0ba902b7');
+      assert.equal(ctx.tracestate, 'rojo=00f067aa0ba902b7,congo=t61rcWkgMzE');
+      assert.deepEqual(ctx.baggage, { userId: 'alice', serverNode: 'DF 28' });
+      assert.equal(ctx.traceparent, `00-4bf92f3577b34da6a3ce929d0e0e4736-${ctx.spanId}-01`);
+      const outgoing = traceContext.parseTraceparent(ctx.outgoingTraceparent());
+      assert.equal(outgoing.traceId, ctx.traceId);
+      assert.notEqual(outgoing.parentId, ctx.spanId, 'an outgoing call gets a span of its own');
+    });
+  });
+
+  it('starts a new trace on an invalid traceparent, never throwing, and drops its tracestate', () => {
+    for (const bad of ['', 'garbage', '00-00000000000000000000000000000000-00f067aa0ba902b7-01', `${SPEC_TRACEPARENT}\r\nx: 1`]) {
+      RequestContext.run({ traceparent: bad, tracestate: 'rojo=1' }, () => {
+        const ctx = RequestContext.require();
+        assert.notEqual(ctx.traceId, '4bf92f3577b34da6a3ce929d0e0e4736');
+        assert.equal(ctx.parentSpanId, undefined);
+        assert.equal(ctx.tracestate, '');
+      });
+    }
+  });
+
+  it('rejects bad options with Node-style errors', () => {
+    assert.throws(() => RequestContext.run(null, () => {}), { code: 'ERR_INVALID_ARG_TYPE' });
+    assert.throws(() => RequestContext.run({}, 'not a function'), { code: 'ERR_INVALID_ARG_TYPE' });
+    assert.throws(() => RequestContext.run({ requestId: 5 }, () => {}), { code: 'ERR_INVALID_ARG_TYPE' });
+    assert.throws(() => RequestContext.run({ requestId: 'has space' }, () => {}), { code: 'ERR_INVALID_ARG_VALUE' });
+    assert.throws(() => RequestContext.run({ requestId: 'x'.repeat(129) }, () => {}), { code: 'ERR_INVALID_ARG_VALUE' });
+    assert.throws(() => RequestContext.run({ fields: { bad: {} } }, () => {}), { code: 'ERR_INVALID_ARG_TYPE' });
+    assert.throws(() => RequestContext.run({ deadlineMs: -1 }, () => {}), { code: 'ERR_INVALID_ARG_VALUE' });
+  });
+
+  it('uses a configured request id generator', () => {
+    let n = 0;
+    RequestContext.configure({ generateRequestId: () => `job-${++n}` });
+    assert.equal(RequestContext.run(() => RequestContext.require().requestId), 'job-1');
+    assert.equal(RequestContext.run(() => RequestContext.require().requestId), 'job-2');
+    RequestContext.configure({ generateRequestId: () => 'bad id' });
+    assert.throws(() => RequestContext.run(() => {}), { code: 'ERR_INVALID_ARG_VALUE' });
+  });
+
+  it('passes arguments and this-less calls through', () => {
+    assert.equal(RequestContext.run((a, b) => a + b, 2, 3), 5);
+    assert.equal(RequestContext.run({}, (a) => a, 'x'), 'x');
+  });
+
+  it('newRequestId() returns time-ordered UUIDv7 ids', () => {
+    const ids = Array.from({ length: 50 }, () => newRequestId());
+    assert.deepEqual([...ids].sort(), ids);
+    assert.equal(new Set(ids).size, 50);
+  });
+});
+
+describe('fields', () => {
+  it('keep their types: string, number, BigInt, boolean and null', () => {
+    RequestContext.run({ fields: { s: 'text', n: 1.5, i: 2n ** 40n, b: false, z: null } }, () => {
+      const ctx = RequestContext.require();
+      assert.deepEqual(ctx.fields(), { s: 'text', n: 1.5, i: 2n ** 40n, b: false, z: null });
+      ctx.set('n', 42).set('late', 'yes');
+      ctx.delete('s');
+      assert.equal(ctx.get('n'), 42);
+      assert.equal(ctx.has('s'), false);
+      // Re-read from Rust: the cache and the store agree.
+      const fromRust = Object.fromEntries(native.contextFields(ctx.id).fields.map(({ key, value }) => [key, value]));
+      assert.deepEqual(fromRust, ctx.fields());
+    });
+  });
+
+  it('reject other types and bad keys', () => {
+    RequestContext.run(() => {
+      const ctx = RequestContext.require();
+      assert.throws(() => ctx.set('k', undefined), { code: 'ERR_INVALID_ARG_TYPE' });
+      assert.throws(() => ctx.set('k', { a: 1 }), { code: 'ERR_INVALID_ARG_TYPE' });
+      assert.throws(() => ctx.set(1, 'v'), { code: 'ERR_INVALID_ARG_TYPE' });
+      assert.throws(() => ctx.set('', 'v'), { code: 'ERR_INVALID_ARG_VALUE' });
+      assert.throws(() => ctx.set('big', 2n ** 64n), /64 bits/);
+    });
+  });
+
+  it('limits give a clear error and lose nothing already stored', () => {
+    RequestContext.configure({ maxFields: 3, maxValueBytes: 10 });
+    RequestContext.run({ fields: { a: 1, b: 2 } }, () => {
+      const ctx = RequestContext.require();
+      ctx.set('c', 3);
+      assert.throws(() => ctx.set('d', 4), { name: 'RangeError', code: 'ERR_AMBIENT_FIELD_LIMIT', message: /at most 3 fields/ });
+      assert.throws(() => ctx.set('a', 'x'.repeat(11)), { code: 'ERR_AMBIENT_FIELD_LIMIT', message: /at most 10 bytes/ });
+      assert.deepEqual(ctx.fields(), { a: 1, b: 2, c: 3 });
+      ctx.set('a', 'replaced');
+      assert.equal(ctx.get('a'), 'replaced');
+    });
+    assert.throws(() => RequestContext.run({ fields: { a: 1, b: 2, c: 3, d: 4 } }, () => {}), { code: 'ERR_AMBIENT_FIELD_LIMIT' });
+  });
+
+  it('reads on the owning thread make no native call', () => {
+    RequestContext.run({ fields: { user: 'ada' } }, () => {
+      const ctx = RequestContext.require();
+      const original = native.contextFields;
+      let calls = 0;
+      native.contextFields = (...args) => { calls++; return original(...args); };
+      try {
+        for (let i = 0; i < 1000; i++) assert.equal(ctx.get('user'), 'ada');
+        ctx.set('user', 'grace');
+        for (let i = 0; i < 1000; i++) assert.equal(ctx.get('user'), 'grace');
+      } finally {
+        native.contextFields = original;
+      }
+      assert.equal(calls, 0);
+    });
+  });
+});
+
+describe('child and independent scopes', () => {
+  it('a child inherits fields and gets its own span; its writes stay in it', async () => {
+    await RequestContext.run({ fields: { user: 'ada' } }, async () => {
+      const root = RequestContext.require();
+      const inner = await root.child({ name: 'db.transaction' }, async () => {
+        await tick();
+        const tx = RequestContext.require();
+        assert.notEqual(tx, root);
+        assert.equal(tx.kind, 'child');
+        assert.equal(tx.get('user'), 'ada');
+        assert.equal(tx.requestId, root.requestId);
+        assert.equal(tx.traceId, root.traceId);
+        assert.equal(tx.parentSpanId, root.spanId);
+        assert.notEqual(tx.spanId, root.spanId);
+        tx.set('txId', 7);
+        return tx;
+      });
+      assert.equal(RequestContext.require(), root);
+      assert.equal(root.has('txId'), false);
+      assert.equal(inner.ended, true);
+    });
+  });
+
+  it('an independent audit scope survives the transaction rolling back', async () => {
+    const outcome = {};
+    await RequestContext.run({ fields: { user: 'ada' } }, async () => {
+      const root = RequestContext.require();
+      await assert.rejects(root.child({ name: 'tx' }, async () => {
+        const tx = RequestContext.require();
+        const audit = tx.independent({ name: 'audit' });
+        audit.set('action', 'transfer');
+        outcome.audit = audit;
+        outcome.tx = tx;
+        throw new Error('rollback');
+      }), /rollback/);
+      assert.equal(outcome.tx.ended, true);
+      assert.equal(outcome.audit.ended, false, 'the audit scope is not ended with the transaction');
+      assert.equal(outcome.audit.get('user'), undefined, 'independent scopes do not inherit');
+      assert.equal(outcome.audit.requestId, root.requestId);
+      assert.equal(outcome.audit.end('committed').status, 'committed');
+    });
+    assert.equal(outcome.tx.end().status, 'error');
+  });
+});
+
+describe('lifecycle and registry', () => {
+  it('end keeps the first status and measures the duration', async () => {
+    const ctx = RequestContext.begin({ name: 'job' });
+    await sleep(20);
+    const first = ctx.end('ok');
+    const again = ctx.end('error');
+    assert.equal(first.status, 'ok');
+    assert.equal(again, first);
+    assert.ok(first.durationMs >= 15 && first.durationMs < 5000, `duration ${first.durationMs}`);
+    assert.ok(Math.abs(first.endedAt - Date.now()) < 5000);
+    assert.ok(first.endedAt >= ctx.startedAt);
+  });
+
+  it('run() ends with error when fn throws or rejects', async () => {
+    let sync;
+    assert.throws(() => RequestContext.run(() => { sync = RequestContext.require(); throw new Error('x'); }), /x/);
+    assert.equal(sync.end().status, 'error');
+    let asyncCtx;
+    await assert.rejects(RequestContext.run(async () => { asyncCtx = RequestContext.require(); await tick(); throw new Error('y'); }), /y/);
+    assert.equal(asyncCtx.end().status, 'error');
+  });
+
+  it('lists in-flight contexts and counts created, open and ended', () => {
+    const before = RequestContext.stats();
+    const a = RequestContext.begin({ name: 'a', fields: { k: 1 } });
+    const b = RequestContext.begin({ name: 'b' });
+    const listed = RequestContext.inFlight({ limit: 1000 });
+    const mine = listed.filter((c) => c.id === a.id || c.id === b.id);
+    assert.deepEqual(mine.map((c) => c.name), ['a', 'b']);
+    assert.deepEqual(mine[0].fields, { k: 1 });
+    assert.equal(mine[0].requestId, a.requestId);
+    assert.ok(mine[0].ageMs >= 0);
+    const during = RequestContext.stats();
+    assert.equal(during.created - before.created, 2);
+    assert.equal(during.open - before.open, 2);
+    a.end();
+    b.end();
+    const after = RequestContext.stats();
+    assert.equal(after.ended - before.ended, 2);
+    assert.equal(after.open, before.open);
+  });
+
+  it('releases records when their JS objects are collected, and flags lingering ones', async () => {
+    const { setFlagsFromString } = require('node:v8');
+    setFlagsFromString('--expose-gc');
+    const collect = require('node:vm').runInNewContext('gc');
+    RequestContext.configure({ lingerGraceMs: 0 });
+    const before = RequestContext.stats();
+    const kept = RequestContext.begin({ name: 'kept' });
+    kept.end();
+    (() => {
+      for (let i = 0; i < 50; i++) RequestContext.begin().end();
+    })();
+    for (let i = 0; i < 10 && RequestContext.stats().released - before.released < 50; i++) {
+      collect();
+      await sleep(10);
+    }
+    const after = RequestContext.stats();
+    assert.ok(after.released - before.released >= 50, `released ${after.released - before.released}`);
+    assert.ok(after.lingering >= 1, 'an ended context still referenced is lingering');
+    assert.equal(kept.ended, true);
+    RequestContext.configure({ lingerGraceMs: 30_000 });
+  });
+
+  it('counts use after end and warns once per context', async () => {
+    const warnings = [];
+    const onWarning = (w) => { if (w.code === 'AMBIENT_USE_AFTER_END') warnings.push(w); };
+    process.on('warning', onWarning);
+    try {
+      const before = RequestContext.stats().useAfterEnd;
+      const ctx = RequestContext.begin();
+      ctx.end();
+      ctx.set('late', 1);
+      ctx.set('later', 2);
+      ctx.noteUse('a log line');
+      await tick();
+      assert.equal(RequestContext.stats().useAfterEnd - before, 3);
+      assert.equal(warnings.length, 1);
+      assert.match(warnings[0].message, new RegExp(ctx.requestId));
+    } finally {
+      process.off('warning', onWarning);
+    }
+  });
+});
+
+describe('deadlines and the scope runner', () => {
+  it('calls onDeadline inside the request async context and aborts ctx.signal', async () => {
+    const tenant = new AsyncLocalStorage();
+    const nodeStore = new (require('node:async_hooks').AsyncLocalStorage)();
+    const fired = await new Promise((resolve) => {
+      tenant.run('acme', () => nodeStore.run('native-value', () => {
+        RequestContext.begin({ deadlineMs: 20, onDeadline: (ctx, err) => {
+          resolve({
+            current: RequestContext.current(),
+            ctx,
+            tenant: tenant.getStore(),
+            native: nodeStore.getStore(),
+            err,
+            aborted: ctx.signal.aborted,
+          });
+        } }).run(() => sleep(200));
+      }));
+    });
+    assert.equal(fired.current, fired.ctx);
+    assert.equal(fired.tenant, 'acme');
+    assert.equal(fired.native, 'native-value');
+    assert.equal(fired.err.code, 'ERR_AMBIENT_DEADLINE_EXCEEDED');
+    assert.equal(fired.aborted, true);
+    fired.ctx.end('timeout');
+  });
+
+  it('does not fire for a context that ended in time', async () => {
+    let fired = false;
+    await RequestContext.run({ deadlineMs: 30, onDeadline: () => { fired = true; } }, () => sleep(1));
+    await sleep(60);
+    assert.equal(fired, false);
+  });
+
+  it('native callbacks: a plain ThreadsafeFunction loses the context on Node 24+, the scope runner keeps it', async () => {
+    const ours = new AsyncLocalStorage();
+    const theirs = new (require('node:async_hooks').AsyncLocalStorage)();
+    const deliver = (fnName, id) => new Promise((resolve) => {
+      ours.run(`ours-${id}`, () => theirs.run(`theirs-${id}`, () => {
+        native[fnName](5 + Math.random() * 10, () => resolve([ours.getStore(), theirs.getStore()]));
+      }));
+    });
+    const ids = Array.from({ length: 20 }, (_, i) => i);
+    const [scoped, plain] = await Promise.all([
+      Promise.all(ids.map((i) => deliver('deliverLater', i))),
+      Promise.all(ids.map((i) => deliver('deliverLaterUnscoped', i))),
+    ]);
+    assert.deepEqual(scoped, ids.map((i) => [`ours-${i}`, `theirs-${i}`]));
+    const major = Number(process.versions.node.split('.')[0]);
+    if (major >= 24) {
+      assert.deepEqual(plain, ids.map(() => [undefined, undefined]), 'a plain ThreadsafeFunction runs outside any context');
+    } else {
+      // On async_hooks, the threadsafe function's own resource carries the
+      // context it was created in.
+      assert.deepEqual(plain, ids.map((i) => [`ours-${i}`, `theirs-${i}`]));
+    }
+  });
+});

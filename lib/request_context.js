@@ -1,0 +1,477 @@
+'use strict';
+// RequestContext: the structured context of one request (or job), kept in
+// Rust so every thread of the process sees the same record, and carried in
+// JS by one ambient AsyncLocalStorage. Crossings into Rust happen at begin,
+// end, field writes, and when another thread changed the fields; field reads
+// are served from a JS cache that a shared version counter keeps honest.
+const native = require('./native');
+const { AsyncLocalStorage } = require('./async_local_storage');
+const { invalidArgType, invalidArgValue, validateFunction, validateObject } = require('./errors');
+
+const currentContext = new AsyncLocalStorage({ name: 'ambient.RequestContext' });
+const CONSTRUCT = Symbol('construct');
+const TASK = 'ambient.task/v1';
+const TOKEN = 'ambient.context/v1';
+
+const settings = {
+  lingerGraceMs: 30_000,
+  warnOnUseAfterEnd: true,
+  generateRequestId: undefined,
+};
+
+// The record stays in Rust until its JS objects on every thread are gone.
+const handles = new FinalizationRegistry((id) => native.contextRelease(id));
+let versions;
+
+const REQUEST_ID_MAX = 128;
+// Visible ASCII only: no spaces, no control characters, nothing a log line
+// or a header could be forged with.
+const REQUEST_ID_PATTERN = /^[\x21-\x7e]+$/;
+
+function isValidRequestId(id) {
+  return typeof id === 'string' && id.length > 0 && id.length <= REQUEST_ID_MAX && REQUEST_ID_PATTERN.test(id);
+}
+
+function checkRequestId(id, name) {
+  if (typeof id !== 'string') throw invalidArgType(name, 'string', id);
+  if (!isValidRequestId(id)) {
+    throw invalidArgValue(name, id, `must be 1 to ${REQUEST_ID_MAX} visible ASCII characters`);
+  }
+  return id;
+}
+
+function checkFieldKey(key) {
+  if (typeof key !== 'string') throw invalidArgType('key', 'string', key);
+  if (key.length === 0) throw invalidArgValue('key', key, 'must not be empty');
+}
+
+function checkFieldValue(value) {
+  const type = typeof value;
+  if (value === null || type === 'string' || type === 'number' || type === 'boolean' || type === 'bigint') return;
+  throw invalidArgType('value', 'string, number, bigint, boolean or null', value);
+}
+
+// Limit and lookup failures from Rust, as Node-style errors.
+function fromNative(err) {
+  if (err && err.code === 'InvalidArg') {
+    const limit = new RangeError(err.message);
+    limit.code = 'ERR_AMBIENT_FIELD_LIMIT';
+    return limit;
+  }
+  if (err && /does not exist/.test(err.message)) {
+    const gone = new Error(err.message);
+    gone.code = 'ERR_AMBIENT_CONTEXT_RELEASED';
+    return gone;
+  }
+  return err;
+}
+
+function fieldsToEntries(fields) {
+  if (fields === undefined) return undefined;
+  validateObject(fields, 'options.fields');
+  return Object.entries(fields).map(([key, value]) => {
+    checkFieldValue(value);
+    return { key, value };
+  });
+}
+
+function optionalString(options, name) {
+  const value = options[name];
+  if (value !== undefined && typeof value !== 'string') throw invalidArgType(`options.${name}`, 'string', value);
+  return value;
+}
+
+function noContextError(what) {
+  const err = new Error(`${what} was called outside a request context. ` +
+    'Run this code inside RequestContext.run() (or the ambient middleware), ' +
+    'or use RequestContext.current() where having no context is normal.');
+  err.code = 'ERR_AMBIENT_NO_CONTEXT';
+  return err;
+}
+
+class DeadlineExceededError extends Error {
+  constructor(ctx) {
+    super(`request ${ctx.requestId} exceeded its deadline`);
+    this.name = 'DeadlineExceededError';
+    this.code = 'ERR_AMBIENT_DEADLINE_EXCEEDED';
+  }
+}
+
+class RequestContext {
+  #info;
+  #fields = new Map();
+  #seen;
+  #ended = false;
+  #endResult;
+  #warned = false;
+  #deadline;
+
+  constructor(token, info, deadline) {
+    if (token !== CONSTRUCT) {
+      throw new TypeError('RequestContext has no public constructor; use RequestContext.run() or RequestContext.begin()');
+    }
+    this.#info = info;
+    this.#seen = info.version;
+    for (const { key, value } of info.fields) this.#fields.set(key, value);
+    this.#ended = info.ended;
+    this.#deadline = deadline;
+    versions ??= native.contextVersions();
+    handles.register(this, info.id);
+  }
+
+  /**
+   * Begins a context without entering it; enter with ctx.run(fn) and finish
+   * with ctx.end(status).
+   */
+  static begin(options = {}) {
+    validateObject(options, 'options');
+    let requestId = options.requestId;
+    if (requestId !== undefined) checkRequestId(requestId, 'options.requestId');
+    else if (settings.generateRequestId) checkRequestId(requestId = settings.generateRequestId(), 'generated request id');
+    const deadline = deadlineOptions(options);
+    let info;
+    try {
+      info = native.contextBegin({
+        requestId,
+        traceparent: optionalString(options, 'traceparent'),
+        tracestate: optionalString(options, 'tracestate'),
+        baggage: optionalString(options, 'baggage'),
+        name: optionalString(options, 'name'),
+        fields: fieldsToEntries(options.fields),
+        deadlineMs: deadline?.ms,
+        sampled: options.sampled,
+      });
+    } catch (err) {
+      throw fromNative(err);
+    }
+    return new RequestContext(CONSTRUCT, info, deadline);
+  }
+
+  /**
+   * Runs fn in a new context and ends the context when fn returns or its
+   * promise settles (status 'ok', or 'error' when it throws or rejects).
+   */
+  static run(options, fn, ...args) {
+    if (typeof options === 'function') {
+      if (fn !== undefined || args.length > 0) args.unshift(fn);
+      fn = options;
+      options = {};
+    }
+    validateFunction(fn, 'fn');
+    return RequestContext.begin(options).#runToEnd(fn, args);
+  }
+
+  /** The current context, or undefined outside one. */
+  static current() {
+    return currentContext.getStore();
+  }
+
+  /** The current context; throws ERR_AMBIENT_NO_CONTEXT outside one. */
+  static require() {
+    const ctx = currentContext.getStore();
+    if (ctx === undefined) throw noContextError('RequestContext.require()');
+    return ctx;
+  }
+
+  /** A context handed over from another thread (see toToken()). */
+  static fromToken(token) {
+    if (token === null || typeof token !== 'object' || token.type !== TOKEN || typeof token.id !== 'number') {
+      throw invalidArgValue('token', token, 'is not a context token from RequestContext#toToken()');
+    }
+    try {
+      return new RequestContext(CONSTRUCT, native.contextAttach(token.id));
+    } catch (err) {
+      throw fromNative(err);
+    }
+  }
+
+  /** Runs fn inside the context a token stands for. */
+  static runWithToken(token, fn, ...args) {
+    return RequestContext.fromToken(token).run(fn, ...args);
+  }
+
+  /**
+   * Wraps task data for a worker (postMessage, workerData or a pool such as
+   * piscina) so that RequestContext.handleTask() on the other side runs the
+   * task in the current context.
+   */
+  static task(data) {
+    return { type: TASK, context: currentContext.getStore()?.toToken(), data };
+  }
+
+  /** Wraps a task handler: unwraps RequestContext.task() data and runs the handler in its context. */
+  static handleTask(handler) {
+    validateFunction(handler, 'handler');
+    return function handleContextTask(task, ...rest) {
+      if (task === null || typeof task !== 'object' || task.type !== TASK) return handler.call(this, task, ...rest);
+      if (task.context === undefined) return handler.call(this, task.data, ...rest);
+      return RequestContext.fromToken(task.context).run(() => handler.call(this, task.data, ...rest));
+    };
+  }
+
+  /** Counters for the whole process (all threads). */
+  static stats() {
+    return native.contextStats(settings.lingerGraceMs);
+  }
+
+  /** Open contexts, oldest first. */
+  static inFlight({ limit = 100, maxFields = 16 } = {}) {
+    return native.contextInFlight(limit, maxFields).map(({ fields, ...rest }) => ({
+      ...rest,
+      fields: Object.fromEntries(fields.map(({ key, value }) => [key, value])),
+    }));
+  }
+
+  /**
+   * Process-wide settings: field limits (maxFields, maxKeyBytes,
+   * maxValueBytes, maxTotalBytes), lingerGraceMs, warnOnUseAfterEnd and
+   * generateRequestId (a function returning a request id).
+   */
+  static configure(options = {}) {
+    validateObject(options, 'options');
+    const { lingerGraceMs, warnOnUseAfterEnd, generateRequestId, ...limits } = options;
+    if (lingerGraceMs !== undefined) {
+      if (typeof lingerGraceMs !== 'number' || !(lingerGraceMs >= 0)) throw invalidArgValue('options.lingerGraceMs', lingerGraceMs, 'must be a non-negative number');
+      settings.lingerGraceMs = lingerGraceMs;
+    }
+    if (warnOnUseAfterEnd !== undefined) settings.warnOnUseAfterEnd = Boolean(warnOnUseAfterEnd);
+    if (generateRequestId !== undefined) {
+      if (generateRequestId !== null) validateFunction(generateRequestId, 'options.generateRequestId');
+      settings.generateRequestId = generateRequestId ?? undefined;
+    }
+    for (const [name, value] of Object.entries(limits)) {
+      if (!['maxFields', 'maxKeyBytes', 'maxValueBytes', 'maxTotalBytes'].includes(name)) {
+        throw invalidArgValue(`options.${name}`, value, 'is not a known setting');
+      }
+      if (!Number.isInteger(value) || value < 0 || value > 0xffffffff) throw invalidArgValue(`options.${name}`, value, 'must be a non-negative integer');
+    }
+    return { ...native.contextConfigure(limits), lingerGraceMs: settings.lingerGraceMs, warnOnUseAfterEnd: settings.warnOnUseAfterEnd };
+  }
+
+  get id() { return this.#info.id; }
+  get kind() { return this.#info.kind; }
+  get name() { return this.#info.name ?? undefined; }
+  get requestId() { return this.#info.requestId; }
+  get traceId() { return this.#info.traceId; }
+  get spanId() { return this.#info.spanId; }
+  get parentSpanId() { return this.#info.parentSpanId ?? undefined; }
+  get traceFlags() { return this.#info.traceFlags; }
+  get tracestate() { return this.#info.tracestate; }
+  get startedAt() { return this.#info.startedAt; }
+  get ended() { return this.#ended; }
+  /** An AbortSignal that aborts when the deadline passes (undefined without a deadline). */
+  get signal() { return this.#deadline?.controller.signal; }
+
+  /** Baggage entries, as an object of key to value. */
+  get baggage() {
+    return Object.fromEntries(this.#info.baggage.map(({ key, value }) => [key, value]));
+  }
+
+  /** This context's own span, as a `traceparent` header (to echo on a response). */
+  get traceparent() {
+    return `00-${this.#info.traceId}-${this.#info.spanId}-${this.#info.traceFlags.toString(16).padStart(2, '0')}`;
+  }
+
+  /** A `traceparent` for a call leaving this context: a new child span. */
+  outgoingTraceparent() {
+    return native.contextOutgoingTraceparent(this.#info.id);
+  }
+
+  #sync() {
+    if (versions[this.#info.versionSlot] === this.#seen) return;
+    let snapshot;
+    try {
+      snapshot = native.contextFields(this.#info.id);
+    } catch (err) {
+      throw fromNative(err);
+    }
+    this.#fields.clear();
+    for (const { key, value } of snapshot.fields) this.#fields.set(key, value);
+    this.#seen = snapshot.version;
+  }
+
+  get(key) {
+    this.#sync();
+    return this.#fields.get(key);
+  }
+
+  has(key) {
+    this.#sync();
+    return this.#fields.has(key);
+  }
+
+  /** All fields, as a plain object. */
+  fields() {
+    this.#sync();
+    return Object.fromEntries(this.#fields);
+  }
+
+  set(key, value) {
+    checkFieldKey(key);
+    checkFieldValue(value);
+    this.#write(() => native.contextSetField(this.#info.id, key, value), () => this.#fields.set(key, value));
+    return this;
+  }
+
+  delete(key) {
+    checkFieldKey(key);
+    this.#write(() => native.contextDeleteField(this.#info.id, key), () => this.#fields.delete(key));
+  }
+
+  #write(call, applyLocally) {
+    this.#sync();
+    let result;
+    try {
+      result = call();
+    } catch (err) {
+      throw fromNative(err);
+    }
+    applyLocally();
+    // When no other thread wrote in between, the cache is current as is;
+    // otherwise the next read refreshes it.
+    if (result.version === this.#seen + 1) this.#seen = result.version;
+    if (result.afterEnd) this.#usedAfterEnd('a field write');
+  }
+
+  #usedAfterEnd(what) {
+    if (!settings.warnOnUseAfterEnd || this.#warned) return;
+    this.#warned = true;
+    process.emitWarning(`${what} in request ${this.requestId} after it ended`, {
+      type: 'AmbientWarning',
+      code: 'AMBIENT_USE_AFTER_END',
+    });
+  }
+
+  /** Counts a use of this context after it ended (a log line), warning once. */
+  noteUse(what = 'a use') {
+    if (!this.#ended) return;
+    try {
+      native.contextNoteUseAfterEnd(this.#info.id);
+    } catch {
+      // Released already: nothing left to count against.
+    }
+    this.#usedAfterEnd(what);
+  }
+
+  /** Runs fn with this context current. */
+  run(fn, ...args) {
+    validateFunction(fn, 'fn');
+    return currentContext.run(this, () => {
+      this.#armDeadline();
+      return Reflect.apply(fn, undefined, args);
+    });
+  }
+
+  #armDeadline() {
+    const deadline = this.#deadline;
+    if (deadline === undefined || deadline.armed) return;
+    deadline.armed = true;
+    // Called inside the context: the watchdog calls back in this async context.
+    native.contextOnDeadline(this.#info.id, () => {
+      if (this.#ended) return;
+      const error = new DeadlineExceededError(this);
+      deadline.controller.abort(error);
+      if (deadline.onDeadline) deadline.onDeadline(this, error);
+      else process.emitWarning(error.message, { type: 'AmbientWarning', code: 'AMBIENT_DEADLINE_EXCEEDED' });
+    });
+  }
+
+  #runToEnd(fn, args) {
+    let result;
+    try {
+      result = this.run(fn, ...args);
+    } catch (err) {
+      this.end('error');
+      throw err;
+    }
+    if (result !== null && typeof result?.then === 'function') {
+      return Promise.resolve(result).then(
+        (value) => { this.end('ok'); return value; },
+        (err) => { this.end('error'); throw err; });
+    }
+    this.end('ok');
+    return result;
+  }
+
+  #scope(independent, options = {}, fn, args) {
+    if (typeof options === 'function') {
+      if (fn !== undefined || args.length > 0) args.unshift(fn);
+      fn = options;
+      options = {};
+    }
+    validateObject(options, 'options');
+    const deadline = deadlineOptions(options);
+    let info;
+    try {
+      info = native.contextBeginScope(this.#info.id, independent, optionalString(options, 'name'), deadline?.ms);
+    } catch (err) {
+      throw fromNative(err);
+    }
+    const scope = new RequestContext(CONSTRUCT, info, deadline);
+    if (fn === undefined) return scope;
+    validateFunction(fn, 'fn');
+    return scope.#runToEnd(fn, args);
+  }
+
+  /**
+   * A child scope (a transaction, a sub-operation): same request and trace,
+   * its own span, a copy of this context's fields. With fn, runs it inside
+   * the scope and ends the scope after; without, returns the scope.
+   */
+  child(options, fn, ...args) {
+    return this.#scope(false, options, fn, args);
+  }
+
+  /**
+   * An independent scope: same request and trace, its own span, no inherited
+   * fields, and an outcome of its own (an audit record that must survive the
+   * transaction rolling back).
+   */
+  independent(options, fn, ...args) {
+    return this.#scope(true, options, fn, args);
+  }
+
+  /** Ends the context. The first status given stands. */
+  end(status = 'ok') {
+    if (typeof status !== 'string') throw invalidArgType('status', 'string', status);
+    if (this.#endResult !== undefined) return this.#endResult;
+    this.#ended = true;
+    try {
+      this.#endResult = native.contextEnd(this.#info.id, status);
+    } catch (err) {
+      throw fromNative(err);
+    }
+    return this.#endResult;
+  }
+
+  /** A small structured-cloneable token for handing this context to a worker. */
+  toToken() {
+    return { type: TOKEN, id: this.#info.id, requestId: this.#info.requestId, traceId: this.#info.traceId, spanId: this.#info.spanId };
+  }
+
+  toJSON() {
+    return {
+      requestId: this.requestId,
+      traceId: this.traceId,
+      spanId: this.spanId,
+      parentSpanId: this.parentSpanId,
+      name: this.name,
+      fields: this.fields(),
+    };
+  }
+}
+
+function deadlineOptions(options) {
+  const { deadlineMs, onDeadline } = options;
+  if (deadlineMs === undefined) {
+    if (onDeadline !== undefined) throw invalidArgValue('options.onDeadline', onDeadline, 'needs options.deadlineMs');
+    return undefined;
+  }
+  if (typeof deadlineMs !== 'number' || !(deadlineMs >= 0) || !Number.isFinite(deadlineMs)) {
+    throw invalidArgValue('options.deadlineMs', deadlineMs, 'must be a non-negative finite number');
+  }
+  if (onDeadline !== undefined) validateFunction(onDeadline, 'options.onDeadline');
+  return { ms: deadlineMs, onDeadline, armed: false, controller: new AbortController() };
+}
+
+module.exports = { RequestContext, DeadlineExceededError, isValidRequestId };
