@@ -1,0 +1,136 @@
+'use strict';
+// Handing a request context to worker threads: a plain Worker, a long-lived
+// worker fed by postMessage, a piscina pool, and workers terminated abruptly.
+const { describe, it } = require('node:test');
+const assert = require('node:assert/strict');
+const path = require('node:path');
+const { Worker } = require('node:worker_threads');
+const { setTimeout: sleep } = require('node:timers/promises');
+const { RequestContext } = require('..');
+
+const fixture = (name) => path.join(__dirname, 'fixtures', name);
+
+function once(worker, event) {
+  return new Promise((resolve, reject) => {
+    worker.once(event, resolve);
+    if (event !== 'error') worker.once('error', reject);
+  });
+}
+
+describe('worker threads', () => {
+  it('a Worker started with RequestContext.task() runs in the same context and its writes reach the parent', async () => {
+    await RequestContext.run({ fields: { user: 'ada' } }, async () => {
+      const ctx = RequestContext.require();
+      const worker = new Worker(fixture('context_worker.js'), {
+        workerData: RequestContext.task({ reply: 'hello', add: { key: 'fromWorker', value: 42 } }),
+      });
+      const result = await once(worker, 'message');
+      await once(worker, 'exit');
+      assert.deepEqual(result, { reply: 'hello', requestId: ctx.requestId, traceId: ctx.traceId, spanId: ctx.spanId, user: 'ada' });
+      assert.equal(ctx.get('fromWorker'), 42, 'a field set in the worker is visible to the parent');
+    });
+  });
+
+  it('a long-lived worker serves tasks from many concurrent contexts, each in its own', async () => {
+    const worker = new Worker(fixture('context_worker.js'));
+    const pending = new Map();
+    worker.on('message', (result) => pending.get(result.reply)(result));
+    try {
+      const ids = Array.from({ length: 100 }, (_, i) => i);
+      await Promise.all(ids.map((i) => RequestContext.run({ fields: { user: `user-${i}` } }, async () => {
+        await sleep(Math.random() * 5);
+        const ctx = RequestContext.require();
+        const reply = new Promise((resolve) => pending.set(`r${i}`, resolve));
+        worker.postMessage(RequestContext.task({ reply: `r${i}`, add: { key: 'seenBy', value: 'worker' } }));
+        const result = await reply;
+        assert.equal(result.requestId, ctx.requestId);
+        assert.equal(result.user, `user-${i}`);
+        assert.equal(ctx.get('seenBy'), 'worker');
+      })));
+    } finally {
+      await worker.terminate();
+    }
+  });
+
+  it('a task sent from outside any context runs without one', async () => {
+    const worker = new Worker(fixture('context_worker.js'), { workerData: RequestContext.task({ reply: 'none' }) });
+    const error = await once(worker, 'error');
+    assert.equal(error.code, 'ERR_AMBIENT_NO_CONTEXT');
+  });
+
+  it('works with a piscina pool', async () => {
+    const { Piscina } = require('piscina');
+    const pool = new Piscina({ filename: fixture('piscina_task.js'), maxThreads: 4 });
+    try {
+      const results = await Promise.all(Array.from({ length: 50 }, (_, n) => RequestContext.run({ fields: { user: `u${n}` } }, async () => {
+        const ctx = RequestContext.require();
+        const result = await pool.run(RequestContext.task({ n }));
+        assert.deepEqual(result, { n, requestId: ctx.requestId, traceId: ctx.traceId, user: `u${n}` });
+        assert.equal(ctx.get('computed'), n * 2);
+        return result.requestId;
+      })));
+      assert.equal(new Set(results).size, 50);
+    } finally {
+      await pool.destroy();
+    }
+  });
+
+  it('rejects a token that is not one', () => {
+    assert.throws(() => RequestContext.fromToken({ id: 1 }), { code: 'ERR_INVALID_ARG_VALUE' });
+    assert.throws(() => RequestContext.fromToken(null), { code: 'ERR_INVALID_ARG_VALUE' });
+    assert.throws(() => RequestContext.fromToken({ type: 'ambient.context/v1', id: 2 ** 50 }), { code: 'ERR_AMBIENT_CONTEXT_RELEASED' });
+  });
+});
+
+function checkParentsIntact(contexts) {
+  for (const ctx of contexts) {
+    assert.equal(ctx.get('owner'), 'parent');
+    assert.ok(Object.keys(ctx.fields()).filter((k) => k.startsWith('w')).length > 0);
+    assert.equal(ctx.ended, false);
+  }
+}
+
+describe('stress: 32 workers terminated while they read and write', () => {
+  it('no crash, no leaked handle, and the parent records stay intact', async () => {
+    const { setFlagsFromString } = require('node:v8');
+    setFlagsFromString('--expose-gc');
+    const gc = require('node:vm').runInNewContext('gc');
+    const native = require('../lib/native');
+    const contexts = Array.from({ length: 8 }, (_, i) => RequestContext.begin({ name: `parent-${i}`, fields: { owner: 'parent' } }));
+    const tokens = contexts.map((ctx) => ctx.toToken());
+    const workers = Array.from({ length: 32 }, (_, index) => new Worker(fixture('stress_worker.js'), { workerData: { tokens, index } }));
+    const errors = [];
+    workers.forEach((w) => w.on('error', (err) => errors.push(err)));
+    await Promise.all(workers.map((w) => once(w, 'message')));
+    // Terminate at random moments while they run.
+    await Promise.all(workers.map(async (w) => {
+      await sleep(Math.random() * 100);
+      await w.terminate();
+    }));
+    assert.deepEqual(errors, []);
+
+    // The parent's records are intact and readable, with the workers' writes.
+    // (Checked in a plain function: a suspended async function may keep its
+    // loop variables alive, which would hold a context object.)
+    checkParentsIntact(contexts);
+    // Every handle the terminated workers held was given back: once the
+    // parent ends its contexts and drops them, nothing stays in memory.
+    const ids = contexts.map((ctx) => ctx.id);
+    contexts.forEach((ctx) => ctx.end());
+    contexts.length = 0;
+    tokens.length = 0;
+    const stillInMemory = () => ids.filter((id) => {
+      try {
+        native.contextFields(id);
+        return true;
+      } catch {
+        return false;
+      }
+    });
+    for (let i = 0; i < 50 && stillInMemory().length > 0; i++) {
+      gc();
+      await sleep(20);
+    }
+    assert.deepEqual(stillInMemory(), [], 'records still held after every worker was terminated');
+  });
+});
