@@ -8,6 +8,7 @@ const { AsyncLocalStorage } = require('./lib/async_local_storage');
 const { AsyncContext } = require('./lib/async_context');
 const { AsyncResource } = require('./lib/async_resource');
 const { RequestContext, DeadlineExceededError } = require('./lib/request_context');
+const traceContext = require('./lib/trace_context');
 const native = require('./lib/native');
 
 module.exports = {
@@ -20,12 +21,12 @@ module.exports = {
   RequestContext,
   DeadlineExceededError,
   traceContext: {
-    parseTraceparent: native.parseTraceparent,
-    formatTraceparent: native.formatTraceparent,
-    parseTracestate: native.parseTracestate,
-    parseBaggage: native.parseBaggage,
-    formatBaggage: native.formatBaggage,
+    parseTraceparent: traceContext.parseTraceparent,
+    formatTraceparent: traceContext.formatTraceparent,
+    parseTracestate: traceContext.parseTracestate,
+    parseBaggage: traceContext.parseBaggage,
+    formatBaggage: traceContext.formatBaggage,
   },
-  newRequestId: native.newRequestId,
+  newRequestId: traceContext.newRequestId,
   nativeVersion: native.nativeVersion,
 };

@@ -396,21 +396,13 @@ pub fn context_in_flight(limit: u32, max_fields: u32) -> Vec<InFlightContext> {
     .collect()
 }
 
-/// Parses a `traceparent`; null when invalid.
-#[napi(object)]
-pub struct ParsedTraceparent {
-  pub trace_id: String,
-  pub parent_id: String,
-  pub trace_flags: u32,
-}
-
+/// Validates a `traceparent` and returns it in normalized version-00 form
+/// (fields at fixed offsets, unknown flags cleared), or null when invalid.
+/// A string rather than an object: JS slices it, which is cheaper than
+/// building an object across N-API.
 #[napi(catch_unwind)]
-pub fn parse_traceparent(header: String) -> Option<ParsedTraceparent> {
-  trace_context::parse_traceparent(&header).map(|tp| ParsedTraceparent {
-    trace_id: to_hex(&tp.trace_id),
-    parent_id: to_hex(&tp.parent_id),
-    trace_flags: tp.flags as u32,
-  })
+pub fn normalize_traceparent(header: String) -> Option<String> {
+  trace_context::parse_traceparent(&header).map(|tp| trace_context::format_traceparent(&tp.trace_id, &tp.parent_id, tp.flags))
 }
 
 /// Formats a version-00 `traceparent`; throws on ids that are not valid hex.
@@ -441,8 +433,13 @@ pub fn format_baggage(items: Vec<BaggageItem>) -> String {
   baggage::format_baggage(&entries)
 }
 
-/// A new request id (UUIDv7).
+/// `count` new request ids (UUIDv7, 36 characters each), concatenated: JS
+/// takes them from a pool, one crossing per batch.
 #[napi(catch_unwind)]
-pub fn new_request_id() -> String {
-  crate::ids::new_request_id()
+pub fn new_request_ids(count: u32) -> String {
+  let mut out = String::with_capacity(count as usize * 36);
+  for _ in 0..count {
+    out.push_str(&crate::ids::new_request_id());
+  }
+  out
 }
