@@ -20,7 +20,16 @@ const settings = {
 };
 
 // The record stays in Rust until its JS objects on every thread are gone.
-const handles = new FinalizationRegistry((id) => native.contextRelease(id));
+// Collected ids are given back in one crossing per batch of finalizations.
+let released = [];
+function flushReleased() {
+  const ids = released;
+  released = [];
+  native.contextReleaseMany(Float64Array.from(ids));
+}
+const handles = new FinalizationRegistry((id) => {
+  if (released.push(id) === 1) queueMicrotask(flushReleased);
+});
 let versions;
 
 const REQUEST_ID_MAX = 128;
@@ -66,13 +75,41 @@ function fromNative(err) {
   return err;
 }
 
-function fieldsToEntries(fields) {
+function fieldEntries(fields) {
   if (fields === undefined) return undefined;
   validateObject(fields, 'options.fields');
-  return Object.entries(fields).map(([key, value]) => {
-    checkFieldValue(value);
-    return { key, value };
-  });
+  const entries = Object.entries(fields);
+  for (const [, value] of entries) checkFieldValue(value);
+  return entries;
+}
+
+const VERSION_MASK = 0xffff;
+const AFTER_END = 2 ** 32;
+
+// Reads the compact identity string of src/context.rs (`compact`):
+// id;startedAtMs;flags;traceId(32);spanId(16);parentSpanId(16 or 0);requestId\ntracestate
+function parseIdentity(identity, kind, name) {
+  const a = identity.indexOf(';');
+  const b = identity.indexOf(';', a + 1);
+  const c = identity.indexOf(';', b + 1);
+  const trace = c + 1;
+  const span = trace + 33;
+  const parent = span + 17;
+  const parentEnd = identity.indexOf(';', parent);
+  const newline = identity.indexOf('\n', parentEnd);
+  return {
+    id: +identity.slice(0, a),
+    startedAt: +identity.slice(a + 1, b),
+    traceFlags: +identity.slice(b + 1, c),
+    traceId: identity.slice(trace, trace + 32),
+    spanId: identity.slice(span, span + 16),
+    parentSpanId: parentEnd === parent ? null : identity.slice(parent, parentEnd),
+    requestId: identity.slice(parentEnd + 1, newline),
+    tracestate: identity.slice(newline + 1),
+    kind,
+    name: name ?? null,
+    baggage: undefined,
+  };
 }
 
 function optionalString(options, name) {
@@ -110,12 +147,17 @@ class RequestContext {
     if (token !== CONSTRUCT) {
       throw new TypeError('RequestContext has no public constructor; use RequestContext.run() or RequestContext.begin()');
     }
-    this.#info = info;
-    this.#seen = info.version;
-    for (const { key, value } of info.fields) this.#fields.set(key, value);
-    this.#ended = info.ended;
-    this.#deadline = deadline;
     versions ??= native.contextVersions();
+    this.#info = info;
+    // A child starts with its parent's fields, which this cache has not
+    // seen yet: force the first read to fetch them.
+    this.#seen = info.kind === 'child' ? -1 : versions[info.id & VERSION_MASK];
+    if (info.fields !== undefined) {
+      for (const { key, value } of info.fields) this.#fields.set(key, value);
+      this.#seen = info.version;
+    }
+    this.#ended = info.ended === true;
+    this.#deadline = deadline;
     handles.register(this, info.id);
   }
 
@@ -129,22 +171,28 @@ class RequestContext {
     if (requestId !== undefined) checkRequestId(requestId, 'options.requestId');
     else if (settings.generateRequestId) checkRequestId(requestId = settings.generateRequestId(), 'generated request id');
     const deadline = deadlineOptions(options);
-    let info;
+    const name = optionalString(options, 'name');
+    const fields = fieldEntries(options.fields);
+    let identity;
     try {
-      info = native.contextBegin({
-        requestId,
-        traceparent: optionalString(options, 'traceparent'),
-        tracestate: optionalString(options, 'tracestate'),
-        baggage: optionalString(options, 'baggage'),
-        name: optionalString(options, 'name'),
-        fields: fieldsToEntries(options.fields),
-        deadlineMs: deadline?.ms,
-        sampled: options.sampled,
-      });
+      identity = native.contextBegin(requestId, optionalString(options, 'traceparent'),
+        optionalString(options, 'tracestate'), optionalString(options, 'baggage'), name,
+        deadline?.ms, options.sampled !== false);
     } catch (err) {
       throw fromNative(err);
     }
-    return new RequestContext(CONSTRUCT, info, deadline);
+    const ctx = new RequestContext(CONSTRUCT, parseIdentity(identity, 'root', name), deadline);
+    if (fields !== undefined) ctx.#setInitial(fields);
+    return ctx;
+  }
+
+  #setInitial(fields) {
+    try {
+      for (const [key, value] of fields) this.set(key, value);
+    } catch (err) {
+      this.end('error');
+      throw err;
+    }
   }
 
   /**
@@ -264,6 +312,7 @@ class RequestContext {
 
   /** Baggage entries, as an object of key to value. */
   get baggage() {
+    this.#info.baggage ??= native.contextBaggage(this.#info.id);
     return Object.fromEntries(this.#info.baggage.map(({ key, value }) => [key, value]));
   }
 
@@ -278,7 +327,7 @@ class RequestContext {
   }
 
   #sync() {
-    if (versions[this.#info.versionSlot] === this.#seen) return;
+    if (versions[this.#info.id & VERSION_MASK] === this.#seen) return;
     let snapshot;
     try {
       snapshot = native.contextFields(this.#info.id);
@@ -308,29 +357,47 @@ class RequestContext {
 
   set(key, value) {
     checkFieldKey(key);
-    checkFieldValue(value);
-    this.#write(() => native.contextSetField(this.#info.id, key, value), () => this.#fields.set(key, value));
+    this.#sync();
+    const id = this.#info.id;
+    let result;
+    try {
+      switch (typeof value) {
+        case 'string': result = native.contextSetString(id, key, value); break;
+        case 'number': result = native.contextSetNumber(id, key, value); break;
+        case 'boolean': result = native.contextSetBoolean(id, key, value); break;
+        case 'bigint': result = native.contextSetBigInt(id, key, value); break;
+        default:
+          if (value !== null) throw invalidArgType('value', 'string, number, bigint, boolean or null', value);
+          result = native.contextSetNull(id, key);
+      }
+    } catch (err) {
+      throw fromNative(err);
+    }
+    this.#fields.set(key, value);
+    this.#afterWrite(result);
     return this;
   }
 
   delete(key) {
     checkFieldKey(key);
-    this.#write(() => native.contextDeleteField(this.#info.id, key), () => this.#fields.delete(key));
-  }
-
-  #write(call, applyLocally) {
     this.#sync();
     let result;
     try {
-      result = call();
+      result = native.contextDeleteField(this.#info.id, key);
     } catch (err) {
       throw fromNative(err);
     }
-    applyLocally();
+    this.#fields.delete(key);
+    this.#afterWrite(result);
+  }
+
+  #afterWrite(result) {
+    const afterEnd = result >= AFTER_END;
+    const version = afterEnd ? result - AFTER_END : result;
     // When no other thread wrote in between, the cache is current as is;
     // otherwise the next read refreshes it.
-    if (result.version === this.#seen + 1) this.#seen = result.version;
-    if (result.afterEnd) this.#usedAfterEnd('a field write');
+    if (version === ((this.#seen + 1) >>> 0)) this.#seen = version;
+    if (afterEnd) this.#usedAfterEnd('a field write');
   }
 
   #usedAfterEnd(what) {
@@ -401,13 +468,14 @@ class RequestContext {
     }
     validateObject(options, 'options');
     const deadline = deadlineOptions(options);
-    let info;
+    const name = optionalString(options, 'name');
+    let identity;
     try {
-      info = native.contextBeginScope(this.#info.id, independent, optionalString(options, 'name'), deadline?.ms);
+      identity = native.contextBeginScope(this.#info.id, independent, name, deadline?.ms);
     } catch (err) {
       throw fromNative(err);
     }
-    const scope = new RequestContext(CONSTRUCT, info, deadline);
+    const scope = new RequestContext(CONSTRUCT, parseIdentity(identity, independent ? 'independent' : 'child', name), deadline);
     if (fn === undefined) return scope;
     validateFunction(fn, 'fn');
     return scope.#runToEnd(fn, args);
@@ -431,13 +499,21 @@ class RequestContext {
     return this.#scope(true, options, fn, args);
   }
 
-  /** Ends the context. The first status given stands. */
+  /**
+   * Ends the context and returns {status, durationMs, endedAt}. The first
+   * status given stands; later calls return the same outcome.
+   */
   end(status = 'ok') {
     if (typeof status !== 'string') throw invalidArgType('status', 'string', status);
     if (this.#endResult !== undefined) return this.#endResult;
     this.#ended = true;
+    let durationMs;
     try {
-      this.#endResult = native.contextEnd(this.#info.id, status);
+      durationMs = native.contextEnd(this.#info.id, status);
+      // -1: another handle (another thread) ended it first; ask how.
+      this.#endResult = durationMs >= 0 ?
+        { status, durationMs, endedAt: Date.now() } :
+        native.contextOutcome(this.#info.id);
     } catch (err) {
       throw fromNative(err);
     }

@@ -3,7 +3,7 @@
 // happen in Rust (src/trace_context.rs, src/baggage.rs); this file shapes
 // the results and batches id generation so a crossing serves many ids.
 const native = require('./native');
-const { invalidArgType } = require('./errors');
+const { invalidArgType, invalidArgValue } = require('./errors');
 
 function checkString(value, name) {
   if (typeof value !== 'string') throw invalidArgType(name, 'string', value);
@@ -12,21 +12,29 @@ function checkString(value, name) {
 /** Parses a `traceparent`; null when invalid (never throws on bad input). */
 function parseTraceparent(header) {
   checkString(header, 'header');
-  const normalized = native.normalizeTraceparent(header);
-  if (normalized === null) return null;
+  // Rust validates; the fields sit at fixed offsets, so JS slices them.
+  const checked = native.checkTraceparent(header);
+  if (checked < 0) return null;
+  const at = checked >> 8;
   return {
-    traceId: normalized.slice(3, 35),
-    parentId: normalized.slice(36, 52),
-    traceFlags: parseInt(normalized.slice(53, 55), 16),
+    traceId: header.slice(at + 3, at + 35),
+    parentId: header.slice(at + 36, at + 52),
+    traceFlags: checked & 0xff,
   };
 }
+
+const KNOWN_FLAGS = 0x03;
 
 /** Formats a version-00 `traceparent`; throws on ids that are not valid. */
 function formatTraceparent(traceId, spanId, traceFlags = 1) {
   checkString(traceId, 'traceId');
   checkString(spanId, 'spanId');
   if (!Number.isInteger(traceFlags) || traceFlags < 0 || traceFlags > 255) throw invalidArgType('traceFlags', 'integer from 0 to 255', traceFlags);
-  return native.formatTraceparent(traceId, spanId, traceFlags);
+  if (!native.checkTraceIds(traceId, spanId)) {
+    throw invalidArgValue('traceId/spanId', `${traceId}/${spanId}`, 'must be 32 and 16 lowercase hex digits, not all zero');
+  }
+  const flags = traceFlags & KNOWN_FLAGS;
+  return `00-${traceId}-${spanId}-0${flags}`;
 }
 
 /** Parses a `tracestate` into [key, value] pairs; an invalid header yields []. */

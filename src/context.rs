@@ -14,24 +14,8 @@ use crate::ids::to_hex;
 use crate::store::{BeginOptions, FieldValue, Kind, Limits, Record, StoreError, STORE, VERSION_SLOTS};
 use crate::trace_context;
 
-/// A field value as JS sees it: string, number, BigInt (64-bit), boolean or null.
+/// A field value as JS reads it: string, number, BigInt (64-bit), boolean or null.
 pub type JsFieldValue = Either5<String, f64, BigInt, bool, Null>;
-
-fn from_js(value: JsFieldValue) -> Result<FieldValue> {
-  Ok(match value {
-    Either5::A(s) => FieldValue::Str(s),
-    Either5::B(n) => FieldValue::Number(n),
-    Either5::C(b) => {
-      let (v, lossless) = b.get_i64();
-      if !lossless {
-        return Err(Error::new(Status::InvalidArg, "BigInt field values must fit in 64 bits"));
-      }
-      FieldValue::Integer(v)
-    }
-    Either5::D(b) => FieldValue::Bool(b),
-    Either5::E(_) => FieldValue::Null,
-  })
-}
 
 fn to_js(value: &FieldValue) -> JsFieldValue {
   match value {
@@ -141,73 +125,94 @@ fn info(r: &Record) -> ContextInfo {
   }
 }
 
-/// Options for beginning a root context. Every header is optional and
-/// validated: a bad one is replaced, never an error.
-#[napi(object)]
-pub struct BeginContextOptions {
-  /// Use this request id instead of generating a UUIDv7.
-  pub request_id: Option<String>,
-  /// An incoming W3C `traceparent` to continue.
-  pub traceparent: Option<String>,
-  /// The incoming `tracestate`, kept only with a valid `traceparent`.
-  pub tracestate: Option<String>,
-  /// An incoming W3C `baggage` header.
-  pub baggage: Option<String>,
-  /// A label for the context (a route, a job name).
-  pub name: Option<String>,
-  /// Initial fields.
-  pub fields: Option<Vec<FieldEntry>>,
-  /// Milliseconds until the deadline watchdog reports this context.
-  pub deadline_ms: Option<f64>,
-  /// Whether a new trace (no valid `traceparent`) is sampled. Default true.
-  pub sampled: Option<bool>,
-}
-
 fn deadline(ms: Option<f64>) -> Option<Duration> {
   ms.filter(|ms| ms.is_finite() && *ms >= 0.0).map(|ms| Duration::from_secs_f64(ms / 1000.0))
 }
 
+/// The identity of a new record as one string, which JS slices: cheaper than
+/// an object across N-API, and begin is on every request's path. Layout:
+/// `id;startedAtMs;flags;traceId;spanId;parentSpanId;requestId\ntracestate`
+/// (`parentSpanId` empty when none). Only the request id and tracestate vary
+/// in length, and neither can hold a newline.
+fn compact(r: &Record) -> String {
+  let mut out = String::with_capacity(96 + r.request_id.len() + r.tracestate.len());
+  use std::fmt::Write;
+  let _ = write!(out, "{};{};{};", r.id, r.started_wall_ms, r.flags);
+  crate::ids::push_hex(&mut out, &r.trace_id);
+  out.push(';');
+  crate::ids::push_hex(&mut out, &r.span_id);
+  out.push(';');
+  if let Some(p) = r.parent_span_id {
+    crate::ids::push_hex(&mut out, &p);
+  }
+  out.push(';');
+  out.push_str(&r.request_id);
+  out.push('\n');
+  out.push_str(&r.tracestate);
+  out
+}
+
+/// Begins a root context; returns its identity (see `compact`). Every header
+/// is optional and validated: a bad one is replaced, never an error. A new
+/// trace (no valid `traceparent`) is sampled when `sampled` is true.
 #[napi(catch_unwind)]
-pub fn context_begin(env: Env, options: BeginContextOptions) -> Result<ContextInfo> {
-  let fields = options.fields.unwrap_or_default().into_iter().map(|f| Ok((f.key, from_js(f.value)?))).collect::<Result<Vec<_>>>()?;
-  let record = STORE
+pub fn context_begin(
+  env: Env,
+  request_id: Option<String>,
+  traceparent: Option<String>,
+  tracestate: Option<String>,
+  baggage: Option<String>,
+  name: Option<String>,
+  deadline_ms: Option<f64>,
+  sampled: bool,
+) -> Result<String> {
+  let id = STORE
     .begin(BeginOptions {
-      request_id: options.request_id,
-      traceparent: options.traceparent,
-      tracestate: options.tracestate,
-      baggage: options.baggage,
-      name: options.name,
-      fields,
-      deadline: deadline(options.deadline_ms),
-      sampled_by_default: options.sampled.unwrap_or(true),
+      request_id,
+      traceparent,
+      tracestate,
+      baggage,
+      name,
+      fields: Vec::new(),
+      deadline: deadline(deadline_ms),
+      sampled_by_default: sampled,
     })
     .map_err(store_error)?;
-  hold(&env, record.id)?;
-  Ok(info(&record))
+  hold(&env, id)?;
+  STORE.with(id, compact).map_err(store_error)
 }
 
 /// Begins a scope under `parent_id`: `independent` false for a child that
-/// inherits the parent's fields, true for a scope that does not.
+/// inherits the parent's fields, true for a scope that does not. Returns its
+/// identity (see `compact`).
 #[napi(catch_unwind)]
-pub fn context_begin_scope(env: Env, parent_id: f64, independent: bool, name: Option<String>, deadline_ms: Option<f64>) -> Result<ContextInfo> {
+pub fn context_begin_scope(env: Env, parent_id: f64, independent: bool, name: Option<String>, deadline_ms: Option<f64>) -> Result<String> {
   let kind = if independent { Kind::Independent } else { Kind::Child };
-  let record = STORE.begin_scope(parent_id as u64, kind, name, deadline(deadline_ms)).map_err(store_error)?;
-  hold(&env, record.id)?;
-  Ok(info(&record))
+  let id = STORE.begin_scope(parent_id as u64, kind, name, deadline(deadline_ms)).map_err(store_error)?;
+  hold(&env, id)?;
+  STORE.with(id, compact).map_err(store_error)
 }
 
-/// A new handle on an existing record, for another thread (a worker).
+/// A new handle on an existing record, for another thread (a worker), with
+/// everything about it.
 #[napi(catch_unwind)]
 pub fn context_attach(env: Env, id: f64) -> Result<ContextInfo> {
-  let record = STORE.attach(id as u64).map_err(store_error)?;
-  hold(&env, record.id)?;
-  Ok(info(&record))
+  let info = STORE.with(id as u64, info).map_err(store_error)?;
+  STORE.attach(id as u64).map_err(store_error)?;
+  hold(&env, id as u64)?;
+  Ok(info)
 }
 
-/// Gives back one handle of this thread (its JS object was collected).
+/// Gives back one handle of this thread per id (their JS objects were
+/// collected).
 #[napi(catch_unwind)]
-pub fn context_release(id: f64) {
-  let id = id as u64;
+pub fn context_release_many(ids: Float64Array) {
+  for &id in ids.as_ref() {
+    release_one(id as u64);
+  }
+}
+
+fn release_one(id: u64) {
   let held = HELD.with(|h| {
     let mut h = h.borrow_mut();
     match h.get_mut(&id) {
@@ -224,24 +229,56 @@ pub fn context_release(id: f64) {
   }
 }
 
-#[napi(object)]
-pub struct WriteResult {
-  /// The record's version slot value after the write.
-  pub version: u32,
-  /// The context had already ended (a use-after-end, still applied).
-  pub after_end: bool,
+/// The baggage of a context (read lazily: most requests never look).
+#[napi(catch_unwind)]
+pub fn context_baggage(id: f64) -> Result<Vec<BaggageItem>> {
+  STORE
+    .with(id as u64, |r| r.baggage.iter().map(|b| BaggageItem { key: b.key.clone(), value: b.value.clone(), properties: b.properties.clone() }).collect())
+    .map_err(store_error)
+}
+
+/// What a field write returns to JS: the record's version slot value after
+/// the write, plus 2^32 when the context had already ended (a use-after-end,
+/// counted and still applied). One number instead of an object.
+const AFTER_END: f64 = 4_294_967_296.0;
+
+fn write_result(result: std::result::Result<(u32, bool), StoreError>) -> Result<f64> {
+  let (version, after_end) = result.map_err(store_error)?;
+  Ok(version as f64 + if after_end { AFTER_END } else { 0.0 })
 }
 
 #[napi(catch_unwind)]
-pub fn context_set_field(id: f64, key: String, value: JsFieldValue) -> Result<WriteResult> {
-  let (version, after_end) = STORE.set_field(id as u64, &key, from_js(value)?).map_err(store_error)?;
-  Ok(WriteResult { version, after_end })
+pub fn context_set_string(id: f64, key: String, value: String) -> Result<f64> {
+  write_result(STORE.set_field(id as u64, &key, FieldValue::Str(value)))
 }
 
 #[napi(catch_unwind)]
-pub fn context_delete_field(id: f64, key: String) -> Result<WriteResult> {
-  let (version, after_end) = STORE.delete_field(id as u64, &key).map_err(store_error)?;
-  Ok(WriteResult { version, after_end })
+pub fn context_set_number(id: f64, key: String, value: f64) -> Result<f64> {
+  write_result(STORE.set_field(id as u64, &key, FieldValue::Number(value)))
+}
+
+#[napi(catch_unwind)]
+pub fn context_set_big_int(id: f64, key: String, value: BigInt) -> Result<f64> {
+  let (v, lossless) = value.get_i64();
+  if !lossless {
+    return Err(Error::new(Status::InvalidArg, "BigInt field values must fit in 64 bits"));
+  }
+  write_result(STORE.set_field(id as u64, &key, FieldValue::Integer(v)))
+}
+
+#[napi(catch_unwind)]
+pub fn context_set_boolean(id: f64, key: String, value: bool) -> Result<f64> {
+  write_result(STORE.set_field(id as u64, &key, FieldValue::Bool(value)))
+}
+
+#[napi(catch_unwind)]
+pub fn context_set_null(id: f64, key: String) -> Result<f64> {
+  write_result(STORE.set_field(id as u64, &key, FieldValue::Null))
+}
+
+#[napi(catch_unwind)]
+pub fn context_delete_field(id: f64, key: String) -> Result<f64> {
+  write_result(STORE.delete_field(id as u64, &key))
 }
 
 #[napi(object)]
@@ -261,26 +298,35 @@ pub fn context_fields(id: f64) -> Result<FieldsSnapshot> {
     .map_err(store_error)
 }
 
+/// Ends a context with a status (`ok`, `error`, `aborted`, ...). Returns
+/// the monotonic duration in milliseconds, or -1 when the context had already
+/// ended (then `contextOutcome` tells how).
+#[napi(catch_unwind)]
+pub fn context_end(id: f64, status: String) -> Result<f64> {
+  let (_, duration, first) = STORE.end(id as u64, &status).map_err(store_error)?;
+  if !first {
+    return Ok(-1.0);
+  }
+  crate::watchdog::unwatch(id as u64);
+  Ok(duration.as_secs_f64() * 1000.0)
+}
+
 #[napi(object)]
-pub struct EndResult {
-  /// The status that stands: the first one given.
+pub struct ContextOutcome {
   pub status: String,
   /// Wall-clock end, milliseconds since the epoch.
   pub ended_at: f64,
-  /// Monotonic duration from begin to end.
   pub duration_ms: f64,
-  /// False when the context had already ended before this call.
-  pub first: bool,
 }
 
-/// Ends a context with a status (`ok`, `error`, `aborted`, ...).
+/// How an ended context ended; null while it is open.
 #[napi(catch_unwind)]
-pub fn context_end(id: f64, status: String) -> Result<EndResult> {
-  let (ended, duration, first) = STORE.end(id as u64, &status).map_err(store_error)?;
-  if first {
-    crate::watchdog::unwatch(id as u64);
-  }
-  Ok(EndResult { status: ended.status, ended_at: ended.wall_ms, duration_ms: duration.as_secs_f64() * 1000.0, first })
+pub fn context_outcome(id: f64) -> Result<Option<ContextOutcome>> {
+  STORE
+    .with(id as u64, |r| {
+      r.ended.as_ref().map(|e| ContextOutcome { status: e.status.clone(), ended_at: e.wall_ms, duration_ms: r.duration().as_secs_f64() * 1000.0 })
+    })
+    .map_err(store_error)
 }
 
 /// Counts a use of an ended context (a log line); returns how many so far.
@@ -396,24 +442,29 @@ pub fn context_in_flight(limit: u32, max_fields: u32) -> Vec<InFlightContext> {
     .collect()
 }
 
-/// Validates a `traceparent` and returns it in normalized version-00 form
-/// (fields at fixed offsets, unknown flags cleared), or null when invalid.
-/// A string rather than an object: JS slices it, which is cheaper than
-/// building an object across N-API.
+/// Validates a `traceparent`. Returns -1 when invalid; otherwise
+/// `offset * 256 + flags`, where `offset` is the number of leading spaces or
+/// tabs and `flags` the known trace flags: the ids then sit at fixed offsets
+/// from there, so JS slices the header itself and nothing but a number
+/// crosses back.
 #[napi(catch_unwind)]
-pub fn normalize_traceparent(header: String) -> Option<String> {
-  trace_context::parse_traceparent(&header).map(|tp| trace_context::format_traceparent(&tp.trace_id, &tp.parent_id, tp.flags))
+pub fn check_traceparent(header: String) -> f64 {
+  match trace_context::parse_traceparent(&header) {
+    Some(tp) => {
+      let offset = header.len() - header.trim_start_matches([' ', '\t']).len();
+      (offset * 256 + tp.flags as usize) as f64
+    }
+    None => -1.0,
+  }
 }
 
-/// Formats a version-00 `traceparent`; throws on ids that are not valid hex.
+/// Whether both ids are valid for a `traceparent`: 32 and 16 lowercase hex
+/// digits, not all zero.
 #[napi(catch_unwind)]
-pub fn format_traceparent(trace_id: String, span_id: String, trace_flags: u32) -> Result<String> {
+pub fn check_trace_ids(trace_id: String, span_id: String) -> bool {
   let trace = crate::ids::parse_lower_hex::<16>(trace_id.as_bytes()).filter(|t| *t != [0; 16]);
   let span = crate::ids::parse_lower_hex::<8>(span_id.as_bytes()).filter(|s| *s != [0; 8]);
-  match (trace, span) {
-    (Some(t), Some(s)) => Ok(trace_context::format_traceparent(&t, &s, trace_flags as u8)),
-    _ => Err(Error::new(Status::InvalidArg, "trace id must be 32 and span id 16 lowercase hex digits, not all zero")),
-  }
+  trace.is_some() && span.is_some()
 }
 
 /// Parses a `tracestate`; an invalid header yields an empty list.

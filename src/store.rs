@@ -190,11 +190,12 @@ impl Store {
     self.versions[(id as usize) & (VERSION_SLOTS - 1)].fetch_add(1, Ordering::AcqRel) + 1
   }
 
-  fn insert(&self, record: Record) -> Record {
+  fn insert(&self, record: Record) -> u64 {
     self.stats.created.fetch_add(1, Ordering::Relaxed);
     self.open.fetch_add(1, Ordering::Relaxed);
-    self.records.insert(record.id, record.clone());
-    record
+    let id = record.id;
+    self.records.insert(id, record);
+    id
   }
 
   fn validate_fields(&self, fields: &[(String, FieldValue)]) -> Result<usize, StoreError> {
@@ -220,7 +221,7 @@ impl Store {
 
   /// Begins a root context: continues the incoming trace when `traceparent`
   /// is valid, starts a new one otherwise (never fails on bad headers).
-  pub fn begin(&self, opts: BeginOptions) -> Result<Record, StoreError> {
+  pub fn begin(&self, opts: BeginOptions) -> Result<u64, StoreError> {
     let mut fields = Vec::with_capacity(opts.fields.len());
     for (k, v) in opts.fields {
       match fields.iter_mut().find(|(key, _): &&mut (String, FieldValue)| *key == k) {
@@ -268,7 +269,7 @@ impl Store {
   /// A scope under `parent`: same request and trace, its own span. A child
   /// starts with a copy of the parent's fields; an independent scope starts
   /// empty and is not tied to the parent's outcome.
-  pub fn begin_scope(&self, parent: u64, kind: Kind, name: Option<String>, deadline: Option<Duration>) -> Result<Record, StoreError> {
+  pub fn begin_scope(&self, parent: u64, kind: Kind, name: Option<String>, deadline: Option<Duration>) -> Result<u64, StoreError> {
     let p = self.records.get(&parent).ok_or(StoreError::NotFound(parent))?;
     let now = Instant::now();
     let inherit = kind == Kind::Child;
@@ -456,11 +457,14 @@ mod tests {
   fn begin_continues_a_valid_trace_and_starts_one_otherwise() {
     let s = store();
     let continued = s
-      .begin(BeginOptions {
-        traceparent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
-        tracestate: Some("rojo=1,congo=2".into()),
-        ..opts()
-      })
+      .get(
+        s.begin(BeginOptions {
+          traceparent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
+          tracestate: Some("rojo=1,congo=2".into()),
+          ..opts()
+        })
+        .unwrap(),
+      )
       .unwrap();
     assert_eq!(ids::to_hex(&continued.trace_id), "4bf92f3577b34da6a3ce929d0e0e4736");
     assert_eq!(continued.parent_span_id.map(|p| ids::to_hex(&p)).as_deref(), Some("00f067aa0ba902b7"));
@@ -468,7 +472,7 @@ mod tests {
     assert_eq!(continued.tracestate, "rojo=1,congo=2");
 
     let fresh = s
-      .begin(BeginOptions { traceparent: Some("garbage".into()), tracestate: Some("rojo=1".into()), ..opts() })
+      .get(s.begin(BeginOptions { traceparent: Some("garbage".into()), tracestate: Some("rojo=1".into()), ..opts() }).unwrap())
       .unwrap();
     assert_ne!(fresh.trace_id, continued.trace_id);
     assert_eq!(fresh.parent_span_id, None);
@@ -480,7 +484,7 @@ mod tests {
   fn fields_set_get_delete_and_limits_lose_nothing() {
     let s = store();
     s.set_limits(Limits { max_fields: 2, max_key_bytes: 8, max_value_bytes: 16, max_total_bytes: 20 });
-    let r = s.begin(opts()).unwrap();
+    let r = s.get(s.begin(opts()).unwrap()).unwrap();
     s.set_field(r.id, "a", FieldValue::Integer(1)).unwrap();
     s.set_field(r.id, "b", FieldValue::Str("x".into())).unwrap();
     assert_eq!(s.set_field(r.id, "c", FieldValue::Bool(true)), Err(StoreError::TooManyFields { limit: 2 }));
@@ -497,7 +501,7 @@ mod tests {
   #[test]
   fn versions_advance_on_every_write() {
     let s = store();
-    let r = s.begin(opts()).unwrap();
+    let r = s.get(s.begin(opts()).unwrap()).unwrap();
     let v0 = s.version_of(r.id);
     let (v1, _) = s.set_field(r.id, "k", FieldValue::Null).unwrap();
     assert_eq!(v1, v0 + 1);
@@ -507,9 +511,9 @@ mod tests {
   #[test]
   fn child_inherits_independent_does_not() {
     let s = store();
-    let root = s.begin(BeginOptions { fields: vec![("user".into(), FieldValue::Str("ada".into()))], ..opts() }).unwrap();
-    let child = s.begin_scope(root.id, Kind::Child, Some("tx".into()), None).unwrap();
-    let audit = s.begin_scope(root.id, Kind::Independent, None, None).unwrap();
+    let root = s.get(s.begin(BeginOptions { fields: vec![("user".into(), FieldValue::Str("ada".into()))], ..opts() }).unwrap()).unwrap();
+    let child = s.get(s.begin_scope(root.id, Kind::Child, Some("tx".into()), None).unwrap()).unwrap();
+    let audit = s.get(s.begin_scope(root.id, Kind::Independent, None, None).unwrap()).unwrap();
     assert_eq!(child.fields, root.fields);
     assert!(audit.fields.is_empty());
     for scope in [&child, &audit] {
@@ -525,7 +529,7 @@ mod tests {
   #[test]
   fn lifecycle_counts_and_release_after_end() {
     let s = store();
-    let r = s.begin(opts()).unwrap();
+    let r = s.get(s.begin(opts()).unwrap()).unwrap();
     assert_eq!(s.open_count(), 1);
     s.attach(r.id).unwrap();
     let (first, _, ended_now) = s.end(r.id, "ok").unwrap();
@@ -549,7 +553,7 @@ mod tests {
   #[test]
   fn released_before_end_goes_at_end() {
     let s = store();
-    let r = s.begin(opts()).unwrap();
+    let r = s.get(s.begin(opts()).unwrap()).unwrap();
     s.release(r.id);
     assert_eq!(s.live_count(), 1);
     s.end(r.id, "ok").unwrap();
@@ -559,7 +563,7 @@ mod tests {
   #[test]
   fn concurrent_writers_from_many_threads() {
     let s = std::sync::Arc::new(store());
-    let r = s.begin(opts()).unwrap();
+    let r = s.get(s.begin(opts()).unwrap()).unwrap();
     let threads: Vec<_> = (0..8)
       .map(|t| {
         let s = s.clone();
@@ -579,3 +583,4 @@ mod tests {
     assert_eq!(s.version_of(r.id), 8000);
   }
 }
+

@@ -1,0 +1,51 @@
+'use strict';
+// Shared by the benchmark runners: one fresh process per measurement,
+// variants alternating within a round (order flipped every other round),
+// medians across rounds.
+const { execFileSync } = require('node:child_process');
+
+function median(xs) {
+  const s = xs.slice().sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+function measure(node, file, args) {
+  const out = execFileSync(node, [file, ...args], { encoding: 'utf8' });
+  return JSON.parse(out.trim().split('\n').pop()).nsPerOp;
+}
+
+function parseArgs(argv) {
+  const option = (name, fallback) => {
+    const i = argv.indexOf(name);
+    return i === -1 ? fallback : argv[i + 1];
+  };
+  const nodes = argv.flatMap((a, i) => (a === '--node' ? [argv[i + 1]] : []));
+  if (nodes.length === 0) nodes.push(process.execPath);
+  return { rounds: Number(option('--rounds', 5)), nodes, jsonOut: option('--json', null), only: option('--only', null) };
+}
+
+// scenarios: [{ label, variants: [name...], args(variant) -> argv, file }]
+// Returns Map<node version, Map<"label|variant", median ns/op>>.
+function runRounds({ rounds, nodes }, scenarios) {
+  const results = new Map();
+  for (const node of nodes) {
+    const version = execFileSync(node, ['--version'], { encoding: 'utf8' }).trim();
+    const samples = new Map();
+    for (let round = 0; round < rounds; round++) {
+      for (const scenario of scenarios) {
+        const order = round % 2 ? scenario.variants.slice().reverse() : scenario.variants;
+        for (const variant of order) {
+          const key = `${scenario.label}|${variant}`;
+          if (!samples.has(key)) samples.set(key, []);
+          samples.get(key).push(measure(node, scenario.file, scenario.args(variant)));
+        }
+      }
+      process.stderr.write(`${version}: round ${round + 1}/${rounds} done\n`);
+    }
+    results.set(version, new Map([...samples].map(([k, v]) => [k, median(v)])));
+  }
+  return results;
+}
+
+module.exports = { median, measure, parseArgs, runRounds };

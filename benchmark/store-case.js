@@ -1,0 +1,120 @@
+'use strict';
+// One request-context benchmark case in a fresh process. Prints {"nsPerOp": N}.
+// Usage: node store-case.js <case> <variant>
+const path = require('node:path');
+const crypto = require('node:crypto');
+const { AsyncLocalStorage } = require('node:async_hooks');
+const ambient = require(path.join(__dirname, '..'));
+
+const [caseName, variant] = process.argv.slice(2);
+const { RequestContext, traceContext, newRequestId } = ambient;
+
+// Like a server: the event loop turns between batches, so finalizers and
+// timers run (ambient gives records back when their JS objects are collected).
+async function timeBatched(iterations, batch, body) {
+  const run = async (n) => {
+    for (let done = 0; done < n; done += batch) {
+      body(Math.min(batch, n - done));
+      await new Promise(setImmediate);
+    }
+  };
+  await run(Math.min(iterations, 50_000));
+  const start = process.hrtime.bigint();
+  await run(iterations);
+  return Number(process.hrtime.bigint() - start) / iterations;
+}
+
+function time(iterations, body) {
+  body(Math.min(iterations, 100_000));
+  const start = process.hrtime.bigint();
+  body(iterations);
+  return Number(process.hrtime.bigint() - start) / iterations;
+}
+
+const noop = () => {};
+const HEADER = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+let sink;
+
+// What a team would hand-roll without ambient: a store object with ids
+// from node:crypto and a Map of fields, in a native AsyncLocalStorage.
+const plainStore = new AsyncLocalStorage();
+function plainBegin() {
+  return {
+    requestId: crypto.randomUUID(),
+    traceId: crypto.randomBytes(16).toString('hex'),
+    spanId: crypto.randomBytes(8).toString('hex'),
+    startedAt: Date.now(),
+    started: performance.now(),
+    fields: new Map(),
+  };
+}
+
+const cases = {
+  beginEnd: {
+    ambient: () => timeBatched(300_000, 1000, (n) => { for (let i = 0; i < n; i++) RequestContext.run(noop); }),
+    js: () => timeBatched(300_000, 1000, (n) => {
+      for (let i = 0; i < n; i++) {
+        const store = plainBegin();
+        plainStore.run(store, noop);
+        store.durationMs = performance.now() - store.started;
+      }
+    }),
+  },
+  fieldSet: {
+    ambient: () => RequestContext.run(() => {
+      const ctx = RequestContext.require();
+      return time(1_000_000, (n) => { for (let i = 0; i < n; i++) ctx.set('user', i); });
+    }),
+    js: () => plainStore.run(plainBegin(), () => time(1_000_000, (n) => {
+      for (let i = 0; i < n; i++) plainStore.getStore().fields.set('user', i);
+    })),
+  },
+  fieldGet: {
+    ambient: () => RequestContext.run({ fields: { user: 'ada' } }, () => time(10_000_000, (n) => {
+      for (let i = 0; i < n; i++) sink = RequestContext.current().get('user');
+    })),
+    js: () => plainStore.run(plainBegin(), () => {
+      plainStore.getStore().fields.set('user', 'ada');
+      return time(10_000_000, (n) => { for (let i = 0; i < n; i++) sink = plainStore.getStore().fields.get('user'); });
+    }),
+  },
+  requestId: {
+    ambient: () => time(2_000_000, (n) => { for (let i = 0; i < n; i++) sink = newRequestId(); }),
+    'crypto.randomUUID': () => time(2_000_000, (n) => { for (let i = 0; i < n; i++) sink = crypto.randomUUID(); }),
+  },
+  traceparentParse: {
+    ambient: () => time(1_000_000, (n) => { for (let i = 0; i < n; i++) sink = traceContext.parseTraceparent(HEADER); }),
+    opentelemetry: () => {
+      const { parseTraceParent } = require('@opentelemetry/core');
+      return time(1_000_000, (n) => { for (let i = 0; i < n; i++) sink = parseTraceParent(HEADER); });
+    },
+    traceparent: () => {
+      const TraceParent = require('traceparent');
+      return time(1_000_000, (n) => { for (let i = 0; i < n; i++) sink = TraceParent.fromString(HEADER); });
+    },
+  },
+  traceparentFormat: {
+    ambient: () => time(1_000_000, (n) => {
+      for (let i = 0; i < n; i++) sink = traceContext.formatTraceparent('4bf92f3577b34da6a3ce929d0e0e4736', '00f067aa0ba902b7', 1);
+    }),
+    // OpenTelemetry's W3C propagator builds the header with a template.
+    opentelemetry: () => {
+      const { W3CTraceContextPropagator } = require('@opentelemetry/core');
+      const api = require('@opentelemetry/api');
+      const defaultTextMapSetter = api.defaultTextMapSetter;
+      const propagator = new W3CTraceContextPropagator();
+      const ctx = api.trace.setSpanContext(api.ROOT_CONTEXT, { traceId: '4bf92f3577b34da6a3ce929d0e0e4736', spanId: '00f067aa0ba902b7', traceFlags: 1 });
+      return time(1_000_000, (n) => {
+        for (let i = 0; i < n; i++) {
+          const carrier = {};
+          propagator.inject(ctx, carrier, defaultTextMapSetter);
+          sink = carrier.traceparent;
+        }
+      });
+    },
+  },
+};
+
+Promise.resolve(cases[caseName][variant]()).then((nsPerOp) => {
+  process.stdout.write(JSON.stringify({ nsPerOp }) + '\n');
+});

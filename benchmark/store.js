@@ -1,0 +1,37 @@
+'use strict';
+// Request-context benchmarks: ambient's Rust-backed store, ids and W3C codec
+// against the JS alternatives, side by side in one run (see harness.js).
+// Prints a markdown table: each variant's median ns/op and ambient's ratio
+// to it (below 1 means ambient is faster).
+//
+// Usage: node benchmark/store.js [--rounds N] [--node /path/to/node ...] [--json out.json]
+const path = require('node:path');
+const fs = require('node:fs');
+const { parseArgs, runRounds } = require('./harness');
+
+const options = parseArgs(process.argv.slice(2));
+const file = path.join(__dirname, 'store-case.js');
+const scenarios = [
+  ['begin + end per request', 'beginEnd', ['ambient', 'js'], 'a native AsyncLocalStorage with ids from node:crypto and a Map of fields'],
+  ['field set', 'fieldSet', ['ambient', 'js'], 'Map#set on a native AsyncLocalStorage store'],
+  ['field get', 'fieldGet', ['ambient', 'js'], 'Map#get on a native AsyncLocalStorage store'],
+  ['request id', 'requestId', ['ambient', 'crypto.randomUUID'], 'crypto.randomUUID() (v4)'],
+  ['traceparent parse', 'traceparentParse', ['ambient', 'opentelemetry', 'traceparent'], '@opentelemetry/core parseTraceParent; traceparent package'],
+  ['traceparent format', 'traceparentFormat', ['ambient', 'opentelemetry'], "OpenTelemetry's W3C propagator inject()"],
+].map(([label, caseName, variants, peer]) => ({ label, file, variants, peer, args: (variant) => [caseName, variant] }));
+
+const results = runRounds(options, scenarios);
+const rows = [];
+console.log('| Node | operation | ambient ns/op | compared with | its ns/op | ambient/it |');
+console.log('|---|---|---:|---|---:|---:|');
+for (const [version, medians] of results) {
+  for (const { label, variants } of scenarios) {
+    const ours = medians.get(`${label}|ambient`);
+    for (const peer of variants.slice(1)) {
+      const theirs = medians.get(`${label}|${peer}`);
+      rows.push({ node: version, operation: label, ambient: ours, peer, peerNs: theirs, ratio: ours / theirs });
+      console.log(`| ${version} | ${label} | ${ours.toFixed(1)} | ${peer === 'js' ? 'plain JS' : peer} | ${theirs.toFixed(1)} | ${(ours / theirs).toFixed(2)}× |`);
+    }
+  }
+}
+if (options.jsonOut) fs.writeFileSync(options.jsonOut, JSON.stringify({ rounds: options.rounds, results: rows }, null, 2));
