@@ -83,33 +83,52 @@ function fieldEntries(fields) {
   return entries;
 }
 
+// Exact size: push() would leave spare capacity in every open context.
+function flattenFields(entries) {
+  const flat = new Array(entries.length * 2);
+  for (let i = 0; i < entries.length; i++) {
+    flat[2 * i] = entries[i].key;
+    flat[2 * i + 1] = entries[i].value;
+  }
+  return flat;
+}
+
 const VERSION_MASK = 0xffff;
 const AFTER_END = 2 ** 32;
 
-// Reads the compact identity string of src/context.rs (`compact`):
+// The compact identity string of src/context.rs (`compact`):
 // id;startedAtMs;flags;traceId(32);spanId(16);parentSpanId(16 or 0);requestId\ntracestate
-function parseIdentity(identity, kind, name) {
+// Getters slice it on demand, so an open context retains this one string
+// and no parsed object. Offsets of the variable-length parts:
+function identityOffsets(identity) {
   const a = identity.indexOf(';');
   const b = identity.indexOf(';', a + 1);
   const c = identity.indexOf(';', b + 1);
-  const trace = c + 1;
-  const span = trace + 33;
-  const parent = span + 17;
-  const parentEnd = identity.indexOf(';', parent);
-  const newline = identity.indexOf('\n', parentEnd);
-  return {
-    id: +identity.slice(0, a),
-    startedAt: +identity.slice(a + 1, b),
-    traceFlags: +identity.slice(b + 1, c),
-    traceId: identity.slice(trace, trace + 32),
-    spanId: identity.slice(span, span + 16),
-    parentSpanId: parentEnd === parent ? null : identity.slice(parent, parentEnd),
-    requestId: identity.slice(parentEnd + 1, newline),
-    tracestate: identity.slice(newline + 1),
-    kind,
-    name: name ?? null,
-    baggage: undefined,
-  };
+  return c + 1; // where traceId starts; everything after is at fixed offsets
+}
+
+function identityField(identity, field) {
+  const trace = identityOffsets(identity);
+  const parent = trace + 33 + 17;
+  switch (field) {
+    case 'startedAt': {
+      const a = identity.indexOf(';');
+      return +identity.slice(a + 1, identity.indexOf(';', a + 1));
+    }
+    case 'traceFlags': return +identity.slice(identity.lastIndexOf(';', trace - 2) + 1, trace - 1);
+    case 'traceId': return identity.slice(trace, trace + 32);
+    case 'spanId': return identity.slice(trace + 33, trace + 49);
+    case 'parentSpanId': {
+      const end = identity.indexOf(';', parent);
+      return end === parent ? undefined : identity.slice(parent, end);
+    }
+    case 'requestId': {
+      const start = identity.indexOf(';', parent) + 1;
+      return identity.slice(start, identity.indexOf('\n', start));
+    }
+    case 'tracestate': return identity.slice(identity.indexOf('\n', parent) + 1);
+  }
+  return undefined;
 }
 
 function optionalString(options, name) {
@@ -135,30 +154,56 @@ class DeadlineExceededError extends Error {
 }
 
 class RequestContext {
-  #info;
-  #fields = new Map();
+  #id;
+  #kind;
+  #name;
+  // What few contexts need, in one object made on demand so an open context
+  // stays small: `info` (a context attached from another thread: everything
+  // about it; otherwise ids are read from Rust when asked, once per use as a
+  // log line does), `deadline`, `endResult` and `warned`.
+  #rare;
+  // The field cache, [key0, value0, key1, value1, ...]: a context holds a
+  // few fields, and a flat array is both smaller than a Map and as fast to
+  // search at that size. Made by the first read, so a context whose fields
+  // are only written (and read by the logger, in Rust) never holds one.
+  #fields;
   #seen;
   #ended = false;
-  #endResult;
-  #warned = false;
-  #deadline;
 
-  constructor(token, info, deadline) {
+  constructor(token, source, deadline) {
     if (token !== CONSTRUCT) {
       throw new TypeError('RequestContext has no public constructor; use RequestContext.run() or RequestContext.begin()');
     }
     versions ??= native.contextVersions();
-    this.#info = info;
-    // A child starts with its parent's fields, which this cache has not
-    // seen yet: force the first read to fetch them.
-    this.#seen = info.kind === 'child' ? -1 : versions[info.id & VERSION_MASK];
-    if (info.fields !== undefined) {
-      for (const { key, value } of info.fields) this.#fields.set(key, value);
+    const { id, kind, name, info } = source;
+    if (info !== undefined) {
+      // Attached from another thread: everything came as one object.
+      this.#rareData().info = info;
+      this.#id = info.id;
+      this.#kind = info.kind;
+      this.#fields = flattenFields(info.fields);
       this.#seen = info.version;
+      this.#ended = info.ended;
+    } else {
+      this.#id = id;
+      this.#kind = kind;
+      this.#name = name;
+      // A child starts with its parent's fields, which this cache has not
+      // seen yet: force the first read to fetch them.
+      this.#seen = kind === 'child' ? -1 : versions[this.#id & VERSION_MASK];
     }
-    this.#ended = info.ended === true;
-    this.#deadline = deadline;
-    handles.register(this, info.id);
+    if (deadline !== undefined) this.#rareData().deadline = deadline;
+    handles.register(this, this.#id);
+  }
+
+  #rareData() {
+    return this.#rare ??= { info: undefined, deadline: undefined, endResult: undefined, warned: false };
+  }
+
+  #identityField(field) {
+    const info = this.#rare?.info;
+    if (info !== undefined) return info[field] ?? undefined;
+    return identityField(native.contextIdentity(this.#id), field);
   }
 
   /**
@@ -173,15 +218,15 @@ class RequestContext {
     const deadline = deadlineOptions(options);
     const name = optionalString(options, 'name');
     const fields = fieldEntries(options.fields);
-    let identity;
+    let id;
     try {
-      identity = native.contextBegin(requestId, optionalString(options, 'traceparent'),
+      id = native.contextBegin(requestId, optionalString(options, 'traceparent'),
         optionalString(options, 'tracestate'), optionalString(options, 'baggage'), name,
         deadline?.ms, options.sampled !== false);
     } catch (err) {
       throw fromNative(err);
     }
-    const ctx = new RequestContext(CONSTRUCT, parseIdentity(identity, 'root', name), deadline);
+    const ctx = new RequestContext(CONSTRUCT, { id, kind: 'root', name }, deadline);
     if (fields !== undefined) ctx.#setInitial(fields);
     return ctx;
   }
@@ -227,7 +272,7 @@ class RequestContext {
       throw invalidArgValue('token', token, 'is not a context token from RequestContext#toToken()');
     }
     try {
-      return new RequestContext(CONSTRUCT, native.contextAttach(token.id));
+      return new RequestContext(CONSTRUCT, { info: native.contextAttach(token.id) });
     } catch (err) {
       throw fromNative(err);
     }
@@ -296,69 +341,116 @@ class RequestContext {
     return { ...native.contextConfigure(limits), lingerGraceMs: settings.lingerGraceMs, warnOnUseAfterEnd: settings.warnOnUseAfterEnd };
   }
 
-  get id() { return this.#info.id; }
-  get kind() { return this.#info.kind; }
-  get name() { return this.#info.name ?? undefined; }
-  get requestId() { return this.#info.requestId; }
-  get traceId() { return this.#info.traceId; }
-  get spanId() { return this.#info.spanId; }
-  get parentSpanId() { return this.#info.parentSpanId ?? undefined; }
-  get traceFlags() { return this.#info.traceFlags; }
-  get tracestate() { return this.#info.tracestate; }
-  get startedAt() { return this.#info.startedAt; }
+  get id() { return this.#id; }
+  get kind() { return this.#kind; }
+  get name() { const info = this.#rare?.info; return info !== undefined ? info.name ?? undefined : this.#name; }
+  get requestId() { return this.#identityField('requestId'); }
+  get traceId() { return this.#identityField('traceId'); }
+  get spanId() { return this.#identityField('spanId'); }
+  get parentSpanId() { return this.#identityField('parentSpanId'); }
+  get traceFlags() { return this.#identityField('traceFlags'); }
+  get tracestate() { return this.#identityField('tracestate'); }
+  get startedAt() { return this.#identityField('startedAt'); }
   get ended() { return this.#ended; }
   /** An AbortSignal that aborts when the deadline passes (undefined without a deadline). */
-  get signal() { return this.#deadline?.controller.signal; }
+  get signal() { return this.#rare?.deadline?.controller.signal; }
 
   /** Baggage entries, as an object of key to value. */
   get baggage() {
-    this.#info.baggage ??= native.contextBaggage(this.#info.id);
-    return Object.fromEntries(this.#info.baggage.map(({ key, value }) => [key, value]));
+    const entries = this.#rare?.info?.baggage ?? native.contextBaggage(this.#id);
+    return Object.fromEntries(entries.map(({ key, value }) => [key, value]));
+  }
+
+  /** requestId, traceId, spanId, parentSpanId and traceFlags in one read. */
+  ids() {
+    const info = this.#rare?.info;
+    if (info !== undefined) {
+      return { requestId: info.requestId, traceId: info.traceId, spanId: info.spanId, parentSpanId: info.parentSpanId ?? undefined, traceFlags: info.traceFlags };
+    }
+    const identity = native.contextIdentity(this.#id);
+    return {
+      requestId: identityField(identity, 'requestId'),
+      traceId: identityField(identity, 'traceId'),
+      spanId: identityField(identity, 'spanId'),
+      parentSpanId: identityField(identity, 'parentSpanId'),
+      traceFlags: identityField(identity, 'traceFlags'),
+    };
   }
 
   /** This context's own span, as a `traceparent` header (to echo on a response). */
   get traceparent() {
-    return `00-${this.#info.traceId}-${this.#info.spanId}-${this.#info.traceFlags.toString(16).padStart(2, '0')}`;
+    const { traceId, spanId, traceFlags } = this.ids();
+    return `00-${traceId}-${spanId}-${traceFlags.toString(16).padStart(2, '0')}`;
   }
 
   /** A `traceparent` for a call leaving this context: a new child span. */
   outgoingTraceparent() {
-    return native.contextOutgoingTraceparent(this.#info.id);
+    return native.contextOutgoingTraceparent(this.#id);
   }
 
   #sync() {
-    if (versions[this.#info.id & VERSION_MASK] === this.#seen) return;
+    if (versions[this.#id & VERSION_MASK] === this.#seen) return;
     let snapshot;
     try {
-      snapshot = native.contextFields(this.#info.id);
+      snapshot = native.contextFields(this.#id);
     } catch (err) {
       throw fromNative(err);
     }
-    this.#fields.clear();
-    for (const { key, value } of snapshot.fields) this.#fields.set(key, value);
+    this.#fields = flattenFields(snapshot.fields);
     this.#seen = snapshot.version;
   }
 
   get(key) {
     this.#sync();
-    return this.#fields.get(key);
+    const fields = this.#fields;
+    if (fields !== undefined) {
+      for (let i = 0; i < fields.length; i += 2) if (fields[i] === key) return fields[i + 1];
+    }
+    return undefined;
   }
 
   has(key) {
     this.#sync();
-    return this.#fields.has(key);
+    return this.#fields !== undefined && this.#fields.indexOf(key) % 2 === 0;
   }
 
   /** All fields, as a plain object. */
   fields() {
     this.#sync();
-    return Object.fromEntries(this.#fields);
+    const out = {};
+    const fields = this.#fields;
+    if (fields !== undefined) {
+      for (let i = 0; i < fields.length; i += 2) out[fields[i]] = fields[i + 1];
+    }
+    return out;
+  }
+
+  #cacheSet(key, value) {
+    const fields = this.#fields;
+    for (let i = 0; i < fields.length; i += 2) {
+      if (fields[i] === key) {
+        fields[i + 1] = value;
+        return;
+      }
+    }
+    // A new array of the exact size: push() would over-allocate.
+    this.#fields = [...fields, key, value];
+  }
+
+  #cacheDelete(key) {
+    const fields = this.#fields;
+    if (fields === undefined) return;
+    for (let i = 0; i < fields.length; i += 2) {
+      if (fields[i] === key) {
+        fields.splice(i, 2);
+        return;
+      }
+    }
   }
 
   set(key, value) {
     checkFieldKey(key);
-    this.#sync();
-    const id = this.#info.id;
+    const id = this.#id;
     let result;
     try {
       switch (typeof value) {
@@ -373,36 +465,36 @@ class RequestContext {
     } catch (err) {
       throw fromNative(err);
     }
-    this.#fields.set(key, value);
+    if (this.#fields !== undefined) this.#cacheSet(key, value);
     this.#afterWrite(result);
     return this;
   }
 
   delete(key) {
     checkFieldKey(key);
-    this.#sync();
     let result;
     try {
-      result = native.contextDeleteField(this.#info.id, key);
+      result = native.contextDeleteField(this.#id, key);
     } catch (err) {
       throw fromNative(err);
     }
-    this.#fields.delete(key);
+    this.#cacheDelete(key);
     this.#afterWrite(result);
   }
 
   #afterWrite(result) {
     const afterEnd = result >= AFTER_END;
     const version = afterEnd ? result - AFTER_END : result;
-    // When no other thread wrote in between, the cache is current as is;
-    // otherwise the next read refreshes it.
-    if (version === ((this.#seen + 1) >>> 0)) this.#seen = version;
+    // The cache (if there is one yet: it is made by the first read) took
+    // this write. When no other thread wrote in between, it is current as
+    // is; otherwise the next read refreshes it.
+    if (this.#fields !== undefined && version === ((this.#seen + 1) >>> 0)) this.#seen = version;
     if (afterEnd) this.#usedAfterEnd('a field write');
   }
 
   #usedAfterEnd(what) {
-    if (!settings.warnOnUseAfterEnd || this.#warned) return;
-    this.#warned = true;
+    if (!settings.warnOnUseAfterEnd || this.#rare?.warned) return;
+    this.#rareData().warned = true;
     process.emitWarning(`${what} in request ${this.requestId} after it ended`, {
       type: 'AmbientWarning',
       code: 'AMBIENT_USE_AFTER_END',
@@ -413,7 +505,7 @@ class RequestContext {
   noteUse(what = 'a use') {
     if (!this.#ended) return;
     try {
-      native.contextNoteUseAfterEnd(this.#info.id);
+      native.contextNoteUseAfterEnd(this.#id);
     } catch {
       // Released already: nothing left to count against.
     }
@@ -430,11 +522,11 @@ class RequestContext {
   }
 
   #armDeadline() {
-    const deadline = this.#deadline;
+    const deadline = this.#rare?.deadline;
     if (deadline === undefined || deadline.armed) return;
     deadline.armed = true;
     // Called inside the context: the watchdog calls back in this async context.
-    native.contextOnDeadline(this.#info.id, () => {
+    native.contextOnDeadline(this.#id, () => {
       if (this.#ended) return;
       const error = new DeadlineExceededError(this);
       deadline.controller.abort(error);
@@ -469,13 +561,13 @@ class RequestContext {
     validateObject(options, 'options');
     const deadline = deadlineOptions(options);
     const name = optionalString(options, 'name');
-    let identity;
+    let id;
     try {
-      identity = native.contextBeginScope(this.#info.id, independent, name, deadline?.ms);
+      id = native.contextBeginScope(this.#id, independent, name, deadline?.ms);
     } catch (err) {
       throw fromNative(err);
     }
-    const scope = new RequestContext(CONSTRUCT, parseIdentity(identity, independent ? 'independent' : 'child', name), deadline);
+    const scope = new RequestContext(CONSTRUCT, { id, kind: independent ? 'independent' : 'child', name }, deadline);
     if (fn === undefined) return scope;
     validateFunction(fn, 'fn');
     return scope.#runToEnd(fn, args);
@@ -505,35 +597,30 @@ class RequestContext {
    */
   end(status = 'ok') {
     if (typeof status !== 'string') throw invalidArgType('status', 'string', status);
-    if (this.#endResult !== undefined) return this.#endResult;
+    const rare = this.#rareData();
+    if (rare.endResult !== undefined) return rare.endResult;
     this.#ended = true;
     let durationMs;
     try {
-      durationMs = native.contextEnd(this.#info.id, status);
+      durationMs = native.contextEnd(this.#id, status);
       // -1: another handle (another thread) ended it first; ask how.
-      this.#endResult = durationMs >= 0 ?
+      rare.endResult = durationMs >= 0 ?
         { status, durationMs, endedAt: Date.now() } :
-        native.contextOutcome(this.#info.id);
+        native.contextOutcome(this.#id);
     } catch (err) {
       throw fromNative(err);
     }
-    return this.#endResult;
+    return rare.endResult;
   }
 
   /** A small structured-cloneable token for handing this context to a worker. */
   toToken() {
-    return { type: TOKEN, id: this.#info.id, requestId: this.#info.requestId, traceId: this.#info.traceId, spanId: this.#info.spanId };
+    const { requestId, traceId, spanId } = this.ids();
+    return { type: TOKEN, id: this.#id, requestId, traceId, spanId };
   }
 
   toJSON() {
-    return {
-      requestId: this.requestId,
-      traceId: this.traceId,
-      spanId: this.spanId,
-      parentSpanId: this.parentSpanId,
-      name: this.name,
-      fields: this.fields(),
-    };
+    return { ...this.ids(), name: this.name, fields: this.fields() };
   }
 }
 

@@ -19,7 +19,7 @@ pub type JsFieldValue = Either5<String, f64, BigInt, bool, Null>;
 
 fn to_js(value: &FieldValue) -> JsFieldValue {
   match value {
-    FieldValue::Str(s) => Either5::A(s.clone()),
+    FieldValue::Str(s) => Either5::A(s.to_string()),
     FieldValue::Number(n) => Either5::B(*n),
     FieldValue::Integer(i) => Either5::C(BigInt::from(*i)),
     FieldValue::Bool(b) => Either5::D(*b),
@@ -108,18 +108,18 @@ fn info(r: &Record) -> ContextInfo {
   ContextInfo {
     id: r.id as f64,
     kind: kind_name(r.kind).to_owned(),
-    parent_id: r.parent.map(|p| p as f64),
-    name: r.name.clone(),
-    request_id: r.request_id.clone(),
+    parent_id: r.parent().map(|p| p as f64),
+    name: r.name().map(str::to_owned),
+    request_id: r.request_id.to_string(),
     trace_id: to_hex(&r.trace_id),
     span_id: to_hex(&r.span_id),
     parent_span_id: r.parent_span_id.map(|p| to_hex(&p)),
     trace_flags: r.flags as u32,
-    tracestate: r.tracestate.clone(),
-    baggage: r.baggage.iter().map(|b| BaggageItem { key: b.key.clone(), value: b.value.clone(), properties: b.properties.clone() }).collect(),
+    tracestate: r.tracestate().to_owned(),
+    baggage: r.baggage().iter().map(|b| BaggageItem { key: b.key.clone(), value: b.value.clone(), properties: b.properties.clone() }).collect(),
     started_at: r.started_wall_ms,
     ended: r.ended.is_some(),
-    fields: r.fields.iter().map(|(k, v)| FieldEntry { key: k.clone(), value: to_js(v) }).collect(),
+    fields: r.fields.iter().map(|(k, v)| FieldEntry { key: k.to_string(), value: to_js(v) }).collect(),
     version_slot: (r.id as usize & (VERSION_SLOTS - 1)) as u32,
     version: STORE.version_of(r.id),
   }
@@ -129,13 +129,13 @@ fn deadline(ms: Option<f64>) -> Option<Duration> {
   ms.filter(|ms| ms.is_finite() && *ms >= 0.0).map(|ms| Duration::from_secs_f64(ms / 1000.0))
 }
 
-/// The identity of a new record as one string, which JS slices: cheaper than
-/// an object across N-API, and begin is on every request's path. Layout:
+/// The identity of a record as one string, which JS slices: cheaper than
+/// an object across N-API. Layout:
 /// `id;startedAtMs;flags;traceId;spanId;parentSpanId;requestId\ntracestate`
 /// (`parentSpanId` empty when none). Only the request id and tracestate vary
 /// in length, and neither can hold a newline.
 fn compact(r: &Record) -> String {
-  let mut out = String::with_capacity(96 + r.request_id.len() + r.tracestate.len());
+  let mut out = String::with_capacity(140 + r.tracestate().len());
   use std::fmt::Write;
   let _ = write!(out, "{};{};{};", r.id, r.started_wall_ms, r.flags);
   crate::ids::push_hex(&mut out, &r.trace_id);
@@ -146,13 +146,13 @@ fn compact(r: &Record) -> String {
     crate::ids::push_hex(&mut out, &p);
   }
   out.push(';');
-  out.push_str(&r.request_id);
+  let _ = write!(out, "{}", r.request_id);
   out.push('\n');
-  out.push_str(&r.tracestate);
+  out.push_str(r.tracestate());
   out
 }
 
-/// Begins a root context; returns its identity (see `compact`). Every header
+/// Begins a root context; returns its id. Every header
 /// is optional and validated: a bad one is replaced, never an error. A new
 /// trace (no valid `traceparent`) is sampled when `sampled` is true.
 #[napi(catch_unwind)]
@@ -165,7 +165,7 @@ pub fn context_begin(
   name: Option<String>,
   deadline_ms: Option<f64>,
   sampled: bool,
-) -> Result<String> {
+) -> Result<f64> {
   let id = STORE
     .begin(BeginOptions {
       request_id,
@@ -179,18 +179,25 @@ pub fn context_begin(
     })
     .map_err(store_error)?;
   hold(&env, id)?;
-  STORE.with(id, compact).map_err(store_error)
+  Ok(id as f64)
 }
 
 /// Begins a scope under `parent_id`: `independent` false for a child that
 /// inherits the parent's fields, true for a scope that does not. Returns its
-/// identity (see `compact`).
+/// id.
 #[napi(catch_unwind)]
-pub fn context_begin_scope(env: Env, parent_id: f64, independent: bool, name: Option<String>, deadline_ms: Option<f64>) -> Result<String> {
+pub fn context_begin_scope(env: Env, parent_id: f64, independent: bool, name: Option<String>, deadline_ms: Option<f64>) -> Result<f64> {
   let kind = if independent { Kind::Independent } else { Kind::Child };
   let id = STORE.begin_scope(parent_id as u64, kind, name, deadline(deadline_ms)).map_err(store_error)?;
   hold(&env, id)?;
-  STORE.with(id, compact).map_err(store_error)
+  Ok(id as f64)
+}
+
+/// The identity of a context (see `compact`), for JS to slice. JS does not
+/// keep it: an open context stays small, and the logger reads ids in Rust.
+#[napi(catch_unwind)]
+pub fn context_identity(id: f64) -> Result<String> {
+  STORE.with(id as u64, compact).map_err(store_error)
 }
 
 /// A new handle on an existing record, for another thread (a worker), with
@@ -233,7 +240,7 @@ fn release_one(id: u64) {
 #[napi(catch_unwind)]
 pub fn context_baggage(id: f64) -> Result<Vec<BaggageItem>> {
   STORE
-    .with(id as u64, |r| r.baggage.iter().map(|b| BaggageItem { key: b.key.clone(), value: b.value.clone(), properties: b.properties.clone() }).collect())
+    .with(id as u64, |r| r.baggage().iter().map(|b| BaggageItem { key: b.key.clone(), value: b.value.clone(), properties: b.properties.clone() }).collect())
     .map_err(store_error)
 }
 
@@ -249,7 +256,7 @@ fn write_result(result: std::result::Result<(u32, bool), StoreError>) -> Result<
 
 #[napi(catch_unwind)]
 pub fn context_set_string(id: f64, key: String, value: String) -> Result<f64> {
-  write_result(STORE.set_field(id as u64, &key, FieldValue::Str(value)))
+  write_result(STORE.set_field(id as u64, &key, FieldValue::Str(value.into())))
 }
 
 #[napi(catch_unwind)]
@@ -293,7 +300,7 @@ pub fn context_fields(id: f64) -> Result<FieldsSnapshot> {
   STORE
     .with(id as u64, |r| FieldsSnapshot {
       version: STORE.version_of(r.id),
-      fields: r.fields.iter().map(|(k, v)| FieldEntry { key: k.clone(), value: to_js(v) }).collect(),
+      fields: r.fields.iter().map(|(k, v)| FieldEntry { key: k.to_string(), value: to_js(v) }).collect(),
     })
     .map_err(store_error)
 }
@@ -433,11 +440,11 @@ pub fn context_in_flight(limit: u32, max_fields: u32) -> Vec<InFlightContext> {
     .iter()
     .map(|r| InFlightContext {
       id: r.id as f64,
-      request_id: r.request_id.clone(),
-      name: r.name.clone(),
+      request_id: r.request_id.to_string(),
+      name: r.name().map(str::to_owned),
       trace_id: to_hex(&r.trace_id),
       age_ms: r.duration().as_secs_f64() * 1000.0,
-      fields: r.fields.iter().take(max_fields as usize).map(|(k, v)| FieldEntry { key: k.clone(), value: to_js(v) }).collect(),
+      fields: r.fields.iter().take(max_fields as usize).map(|(k, v)| FieldEntry { key: k.to_string(), value: to_js(v) }).collect(),
     })
     .collect()
 }

@@ -48,6 +48,29 @@ pub fn new_request_id() -> String {
   uuid::Uuid::now_v7().hyphenated().to_string()
 }
 
+/// A request id as a record keeps it: a generated UUIDv7 as its 16 bytes
+/// (formatted when read), or the caller's own string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RequestId {
+  Generated(uuid::Uuid),
+  Given(Box<str>),
+}
+
+impl RequestId {
+  pub fn generate() -> RequestId {
+    RequestId::Generated(uuid::Uuid::now_v7())
+  }
+}
+
+impl std::fmt::Display for RequestId {
+  fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    match self {
+      RequestId::Generated(u) => std::fmt::Display::fmt(&u.hyphenated(), f),
+      RequestId::Given(s) => f.write_str(s),
+    }
+  }
+}
+
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// Lowercase hex of `bytes`, appended to `out`.

@@ -7,10 +7,10 @@
 //! referenced after a grace period show up as "lingering".
 
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use dashmap::DashMap;
+use dashmap::{DashMap, DashSet};
 
 use crate::baggage::BaggageEntry;
 use crate::ids;
@@ -22,7 +22,7 @@ pub enum FieldValue {
   Bool(bool),
   Number(f64),
   Integer(i64),
-  Str(String),
+  Str(Box<str>),
 }
 
 impl FieldValue {
@@ -48,28 +48,62 @@ pub struct Ended {
   pub status: String,
 }
 
+/// A field name. Names repeat across contexts (`userId`, `route`), so they
+/// are interned: every record shares one allocation per name.
+pub type Key = Arc<str>;
+
+static KEYS: LazyLock<DashSet<Key>> = LazyLock::new(DashSet::new);
+/// Past this many distinct names (say, names built from user input), new
+/// ones are no longer interned, so the table cannot grow without bound.
+const MAX_INTERNED_KEYS: usize = 4096;
+
+pub fn intern(key: &str) -> Key {
+  if let Some(k) = KEYS.get(key) {
+    return k.clone();
+  }
+  let k: Key = Arc::from(key);
+  if KEYS.len() < MAX_INTERNED_KEYS {
+    KEYS.insert(k.clone());
+  }
+  k
+}
+
+/// What few contexts have: kept behind one pointer so a typical record
+/// stays small (at most 1 KiB per open context, JS side included).
+#[derive(Debug, Clone, Default)]
+pub struct Extras {
+  pub parent: Option<u64>,
+  pub tracestate: Box<str>,
+  pub baggage: Box<[BaggageEntry]>,
+  pub deadline: Option<Instant>,
+}
+
 #[derive(Debug, Clone)]
 pub struct Record {
   pub id: u64,
-  pub kind: Kind,
-  pub parent: Option<u64>,
-  pub name: Option<String>,
-  pub request_id: String,
+  pub request_id: ids::RequestId,
   pub trace_id: [u8; 16],
   pub span_id: [u8; 8],
   pub parent_span_id: Option<[u8; 8]>,
   pub flags: u8,
-  pub tracestate: String,
-  pub baggage: Vec<BaggageEntry>,
-  pub fields: Vec<(String, FieldValue)>,
-  pub field_bytes: usize,
-  pub started_wall_ms: f64,
-  pub started: Instant,
-  pub ended: Option<Ended>,
-  pub deadline: Option<Instant>,
+  pub kind: Kind,
   /// JS handles (one per thread that holds a context object for it).
   pub handles: u32,
   pub writes_after_end: u32,
+  pub field_bytes: u32,
+  pub fields: Vec<(Key, FieldValue)>,
+  pub started_wall_ms: f64,
+  pub started: Instant,
+  pub ended: Option<Box<Ended>>,
+  pub name: Option<Box<str>>,
+  pub extras: Option<Box<Extras>>,
+}
+
+fn extras(parent: Option<u64>, tracestate: String, baggage: Vec<BaggageEntry>, deadline: Option<Instant>) -> Option<Box<Extras>> {
+  if parent.is_none() && tracestate.is_empty() && baggage.is_empty() && deadline.is_none() {
+    return None;
+  }
+  Some(Box::new(Extras { parent, tracestate: tracestate.into(), baggage: baggage.into(), deadline }))
 }
 
 impl Record {
@@ -80,6 +114,25 @@ impl Record {
     }
   }
 
+  pub fn parent(&self) -> Option<u64> {
+    self.extras.as_ref().and_then(|e| e.parent)
+  }
+
+  pub fn name(&self) -> Option<&str> {
+    self.name.as_deref()
+  }
+
+  pub fn tracestate(&self) -> &str {
+    self.extras.as_ref().map_or("", |e| &e.tracestate)
+  }
+
+  pub fn baggage(&self) -> &[BaggageEntry] {
+    self.extras.as_ref().map_or(&[], |e| &e.baggage)
+  }
+
+  pub fn deadline(&self) -> Option<Instant> {
+    self.extras.as_ref().and_then(|e| e.deadline)
+  }
 }
 
 /// Field limits. Exceeding one is an error that changes nothing.
@@ -198,7 +251,7 @@ impl Store {
     id
   }
 
-  fn validate_fields(&self, fields: &[(String, FieldValue)]) -> Result<usize, StoreError> {
+  fn validate_fields(&self, fields: &[(Key, FieldValue)]) -> Result<usize, StoreError> {
     let limits = self.limits();
     if fields.len() > limits.max_fields {
       return Err(StoreError::TooManyFields { limit: limits.max_fields });
@@ -222,11 +275,11 @@ impl Store {
   /// Begins a root context: continues the incoming trace when `traceparent`
   /// is valid, starts a new one otherwise (never fails on bad headers).
   pub fn begin(&self, opts: BeginOptions) -> Result<u64, StoreError> {
-    let mut fields = Vec::with_capacity(opts.fields.len());
+    let mut fields: Vec<(Key, FieldValue)> = Vec::with_capacity(opts.fields.len());
     for (k, v) in opts.fields {
-      match fields.iter_mut().find(|(key, _): &&mut (String, FieldValue)| *key == k) {
+      match fields.iter_mut().find(|(key, _)| **key == *k) {
         Some(slot) => slot.1 = v,
-        None => fields.push((k, v)),
+        None => fields.push((intern(&k), v)),
       }
     }
     let field_bytes = self.validate_fields(&fields)?;
@@ -242,26 +295,24 @@ impl Store {
       }
     };
     let now = Instant::now();
+    let baggage = opts.baggage.as_deref().map(crate::baggage::parse_baggage).unwrap_or_default();
     let record = Record {
       id: self.next_id.fetch_add(1, Ordering::Relaxed),
-      kind: Kind::Root,
-      parent: None,
-      name: opts.name,
-      request_id: opts.request_id.unwrap_or_else(ids::new_request_id),
+      request_id: opts.request_id.map(|id| ids::RequestId::Given(id.into())).unwrap_or_else(ids::RequestId::generate),
       trace_id,
       span_id: ids::new_span_id(),
       parent_span_id,
       flags,
-      tracestate,
-      baggage: opts.baggage.as_deref().map(crate::baggage::parse_baggage).unwrap_or_default(),
+      kind: Kind::Root,
+      handles: 1,
+      writes_after_end: 0,
+      field_bytes: field_bytes as u32,
       fields,
-      field_bytes,
       started_wall_ms: wall_ms_now(),
       started: now,
       ended: None,
-      deadline: opts.deadline.map(|d| now + d),
-      handles: 1,
-      writes_after_end: 0,
+      name: opts.name.map(Into::into),
+      extras: extras(None, tracestate, baggage, opts.deadline.map(|d| now + d)),
     };
     Ok(self.insert(record))
   }
@@ -275,24 +326,21 @@ impl Store {
     let inherit = kind == Kind::Child;
     let record = Record {
       id: self.next_id.fetch_add(1, Ordering::Relaxed),
-      kind,
-      parent: Some(parent),
-      name,
       request_id: p.request_id.clone(),
       trace_id: p.trace_id,
       span_id: ids::new_span_id(),
       parent_span_id: Some(p.span_id),
       flags: p.flags,
-      tracestate: p.tracestate.clone(),
-      baggage: p.baggage.clone(),
-      fields: if inherit { p.fields.clone() } else { Vec::new() },
+      kind,
+      handles: 1,
+      writes_after_end: 0,
       field_bytes: if inherit { p.field_bytes } else { 0 },
+      fields: if inherit { p.fields.clone() } else { Vec::new() },
       started_wall_ms: wall_ms_now(),
       started: now,
       ended: None,
-      deadline: deadline.map(|d| now + d),
-      handles: 1,
-      writes_after_end: 0,
+      name: name.map(Into::into),
+      extras: extras(Some(parent), p.tracestate().to_owned(), p.baggage().to_vec(), deadline.map(|d| now + d)),
     };
     drop(p);
     Ok(self.insert(record))
@@ -318,9 +366,9 @@ impl Store {
       return Err(StoreError::ValueTooLarge { limit: limits.max_value_bytes });
     }
     let mut r = self.records.get_mut(&id).ok_or(StoreError::NotFound(id))?;
-    let existing = r.fields.iter().position(|(k, _)| k == key);
+    let existing = r.fields.iter().position(|(k, _)| &**k == key);
     let old_size = existing.map(|i| key.len() + r.fields[i].1.byte_size()).unwrap_or(0);
-    let new_total = r.field_bytes - old_size + key.len() + value.byte_size();
+    let new_total = r.field_bytes as usize - old_size + key.len() + value.byte_size();
     if existing.is_none() && r.fields.len() >= limits.max_fields {
       return Err(StoreError::TooManyFields { limit: limits.max_fields });
     }
@@ -329,9 +377,14 @@ impl Store {
     }
     match existing {
       Some(i) => r.fields[i].1 = value,
-      None => r.fields.push((key.to_owned(), value)),
+      None => {
+        // Contexts hold few fields: grow one slot at a time rather than
+        // doubling, to keep open contexts small.
+        r.fields.reserve_exact(1);
+        r.fields.push((intern(key), value));
+      }
     }
-    r.field_bytes = new_total;
+    r.field_bytes = new_total as u32;
     let after_end = self.note_write(&mut r);
     drop(r);
     Ok((self.bump_version(id), after_end))
@@ -339,9 +392,9 @@ impl Store {
 
   pub fn delete_field(&self, id: u64, key: &str) -> Result<(u32, bool), StoreError> {
     let mut r = self.records.get_mut(&id).ok_or(StoreError::NotFound(id))?;
-    if let Some(i) = r.fields.iter().position(|(k, _)| k == key) {
+    if let Some(i) = r.fields.iter().position(|(k, _)| &**k == key) {
       let (k, v) = r.fields.remove(i);
-      r.field_bytes -= k.len() + v.byte_size();
+      r.field_bytes -= (k.len() + v.byte_size()) as u32;
     }
     let after_end = self.note_write(&mut r);
     drop(r);
@@ -371,10 +424,10 @@ impl Store {
   pub fn end(&self, id: u64, status: &str) -> Result<(Ended, Duration, bool), StoreError> {
     let mut r = self.records.get_mut(&id).ok_or(StoreError::NotFound(id))?;
     if let Some(e) = &r.ended {
-      return Ok((e.clone(), r.duration(), false));
+      return Ok(((**e).clone(), r.duration(), false));
     }
     let ended = Ended { at: Instant::now(), wall_ms: wall_ms_now(), status: status.to_owned() };
-    r.ended = Some(ended.clone());
+    r.ended = Some(Box::new(ended.clone()));
     let duration = r.duration();
     let release_now = r.handles == 0;
     drop(r);
@@ -469,15 +522,15 @@ mod tests {
     assert_eq!(ids::to_hex(&continued.trace_id), "4bf92f3577b34da6a3ce929d0e0e4736");
     assert_eq!(continued.parent_span_id.map(|p| ids::to_hex(&p)).as_deref(), Some("00f067aa0ba902b7"));
     assert_ne!(continued.span_id, [0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7]);
-    assert_eq!(continued.tracestate, "rojo=1,congo=2");
+    assert_eq!(continued.tracestate(), "rojo=1,congo=2");
 
     let fresh = s
       .get(s.begin(BeginOptions { traceparent: Some("garbage".into()), tracestate: Some("rojo=1".into()), ..opts() }).unwrap())
       .unwrap();
     assert_ne!(fresh.trace_id, continued.trace_id);
     assert_eq!(fresh.parent_span_id, None);
-    assert_eq!(fresh.tracestate, "", "tracestate is ignored without a valid traceparent");
-    assert_eq!(fresh.request_id.len(), 36);
+    assert_eq!(fresh.tracestate(), "", "tracestate is ignored without a valid traceparent");
+    assert_eq!(fresh.request_id.to_string().len(), 36);
   }
 
   #[test]
@@ -489,8 +542,8 @@ mod tests {
     s.set_field(r.id, "b", FieldValue::Str("x".into())).unwrap();
     assert_eq!(s.set_field(r.id, "c", FieldValue::Bool(true)), Err(StoreError::TooManyFields { limit: 2 }));
     assert_eq!(s.set_field(r.id, "muchtoolongkey", FieldValue::Null), Err(StoreError::KeyTooLong { limit: 8 }));
-    assert_eq!(s.set_field(r.id, "b", FieldValue::Str("y".repeat(17))), Err(StoreError::ValueTooLarge { limit: 16 }));
-    assert_eq!(s.set_field(r.id, "b", FieldValue::Str("y".repeat(16))), Err(StoreError::TotalTooLarge { limit: 20 }));
+    assert_eq!(s.set_field(r.id, "b", FieldValue::Str("y".repeat(17).into())), Err(StoreError::ValueTooLarge { limit: 16 }));
+    assert_eq!(s.set_field(r.id, "b", FieldValue::Str("y".repeat(16).into())), Err(StoreError::TotalTooLarge { limit: 20 }));
     let fields = s.get(r.id).unwrap().fields;
     assert_eq!(fields, vec![("a".into(), FieldValue::Integer(1)), ("b".into(), FieldValue::Str("x".into()))]);
     s.set_field(r.id, "a", FieldValue::Number(2.5)).unwrap();
@@ -523,7 +576,7 @@ mod tests {
       assert_ne!(scope.span_id, root.span_id);
     }
     s.set_field(child.id, "tx", FieldValue::Integer(7)).unwrap();
-    assert!(s.get(root.id).unwrap().fields.iter().all(|(k, _)| k != "tx"));
+    assert!(s.get(root.id).unwrap().fields.iter().all(|(k, _)| &**k != "tx"));
   }
 
   #[test]

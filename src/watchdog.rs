@@ -132,7 +132,7 @@ pub fn unwatch(id: u64) {
 pub fn context_on_deadline(env: Env, id: f64, handler: Function<'_, Unknown<'_>, Unknown<'_>>) -> Result<()> {
   let id = id as u64;
   let at = STORE
-    .with(id, |r: &Record| r.deadline)
+    .with(id, |r: &Record| r.deadline())
     .map_err(|e| Error::new(Status::GenericFailure, e.to_string()))?
     .ok_or_else(|| Error::new(Status::InvalidArg, "this context has no deadline"))?;
   let scoped = ScopedCallback::capture(&env, &handler, "ambient.deadline")?;
