@@ -74,5 +74,200 @@ export declare namespace AsyncContext {
   }
 }
 
+/** A field value: what the Rust store keeps, typed. BigInt must fit in 64 bits. */
+export type FieldValue = string | number | bigint | boolean | null
+
+export interface RequestContextOptions {
+  /** Use this request id (1–128 visible ASCII characters) instead of a generated UUIDv7. */
+  requestId?: string
+  /** An incoming W3C `traceparent` to continue; an invalid one starts a new trace. */
+  traceparent?: string
+  /** The incoming `tracestate`; kept only next to a valid `traceparent`. */
+  tracestate?: string
+  /** An incoming W3C `baggage` header. */
+  baggage?: string
+  /** A label: a route, a job name. */
+  name?: string
+  /** Initial fields. */
+  fields?: Record<string, FieldValue>
+  /** Milliseconds until the deadline watchdog reports this context. */
+  deadlineMs?: number
+  /** Called by the watchdog, inside the request's async context, when the deadline passes while open. */
+  onDeadline?: (ctx: RequestContext, error: DeadlineExceededError) => void
+  /** Whether a new trace (no valid `traceparent`) is sampled. Default true. */
+  sampled?: boolean
+}
+
+export interface ScopeOptions {
+  name?: string
+  deadlineMs?: number
+  onDeadline?: (ctx: RequestContext, error: DeadlineExceededError) => void
+}
+
+export interface EndResult {
+  /** The status that stands: the first one given. */
+  status: string
+  /** Monotonic duration from begin to end. */
+  durationMs: number
+  /** Wall-clock end, milliseconds since the epoch. */
+  endedAt: number
+}
+
+export interface ContextIds {
+  requestId: string
+  traceId: string
+  spanId: string
+  parentSpanId: string | undefined
+  traceFlags: number
+}
+
+/** A structured-cloneable hand-off of a context to a worker thread. */
+export interface ContextToken {
+  type: 'ambient.context/v1'
+  id: number
+  requestId: string
+  traceId: string
+  spanId: string
+}
+
+/** Task data wrapped by `RequestContext.task()`. */
+export interface ContextTask<T> {
+  type: 'ambient.task/v1'
+  context: ContextToken | undefined
+  data: T
+}
+
+export interface ContextStats {
+  created: number
+  open: number
+  ended: number
+  /** Records freed: ended, and no JS object on any thread refers to them. */
+  released: number
+  /** Ended, but still referenced by live JS objects after the grace period. */
+  lingering: number
+  /** Field writes and log calls made in ended contexts. */
+  useAfterEnd: number
+  /** Records in memory: open, plus ended and still referenced. */
+  live: number
+}
+
+export interface InFlightContext {
+  id: number
+  requestId: string
+  name: string | null
+  traceId: string
+  ageMs: number
+  fields: Record<string, FieldValue>
+}
+
+export interface RequestContextSettings {
+  maxFields?: number
+  maxKeyBytes?: number
+  maxValueBytes?: number
+  maxTotalBytes?: number
+  /** How long an ended context may stay referenced before it counts as lingering. Default 30000. */
+  lingerGraceMs?: number
+  /** Emit an `AmbientWarning` the first time an ended context is written or logged to. Default true. */
+  warnOnUseAfterEnd?: boolean
+  /** Replaces UUIDv7 request ids; null restores them. */
+  generateRequestId?: (() => string) | null
+}
+
+/**
+ * The structured context of one request or job, kept in Rust so every thread
+ * of the process sees the same record. Field reads are served from a JS
+ * cache; writes go through Rust so other threads see them.
+ */
+export declare class RequestContext {
+  private constructor()
+  /** Runs `fn` in a new context and ends it when `fn` returns or its promise settles ('ok' or 'error'). */
+  static run<R>(fn: () => R): R
+  static run<R, TArgs extends any[]>(options: RequestContextOptions, fn: (...args: TArgs) => R, ...args: TArgs): R
+  /** Begins a context without entering it: enter with `run(fn)`, finish with `end()`. */
+  static begin(options?: RequestContextOptions): RequestContext
+  /** The current context, or undefined outside one. */
+  static current(): RequestContext | undefined
+  /**
+   * The current context.
+   * @throws {Error} `ERR_AMBIENT_NO_CONTEXT` outside a context.
+   */
+  static require(): RequestContext
+  /** A context handed over from another thread. */
+  static fromToken(token: ContextToken): RequestContext
+  static runWithToken<R, TArgs extends any[]>(token: ContextToken, fn: (...args: TArgs) => R, ...args: TArgs): R
+  /** Wraps task data for a worker (workerData, postMessage, piscina) with the current context. */
+  static task<T>(data: T): ContextTask<T>
+  /** Wraps a worker-side handler: runs it in the context of each `task()`, with the task's data. */
+  static handleTask<T, R>(handler: (data: T) => R): (task: ContextTask<T> | T) => R
+  /** Process-wide counters (all threads). */
+  static stats(): ContextStats
+  /** Open contexts, oldest first. */
+  static inFlight(options?: { limit?: number; maxFields?: number }): InFlightContext[]
+  /** Process-wide settings; returns those in force. */
+  static configure(settings?: RequestContextSettings): Required<Omit<RequestContextSettings, 'generateRequestId'>>
+
+  readonly id: number
+  readonly kind: 'root' | 'child' | 'independent'
+  readonly name: string | undefined
+  readonly requestId: string
+  readonly traceId: string
+  readonly spanId: string
+  readonly parentSpanId: string | undefined
+  readonly traceFlags: number
+  readonly tracestate: string
+  readonly startedAt: number
+  readonly ended: boolean
+  readonly baggage: Record<string, string>
+  /** This context's span as a `traceparent` header, to echo on a response. */
+  readonly traceparent: string
+  /** Aborts when the deadline passes; undefined without a deadline. */
+  readonly signal: AbortSignal | undefined
+  /** All ids in one read. */
+  ids(): ContextIds
+  /** A `traceparent` for an outgoing call: same trace, a new child span. */
+  outgoingTraceparent(): string
+  get(key: string): FieldValue | undefined
+  has(key: string): boolean
+  fields(): Record<string, FieldValue>
+  /** @throws {RangeError} `ERR_AMBIENT_FIELD_LIMIT` past a limit; nothing stored is lost. */
+  set(key: string, value: FieldValue): this
+  delete(key: string): void
+  /** Runs `fn` with this context current. */
+  run<R, TArgs extends any[]>(fn: (...args: TArgs) => R, ...args: TArgs): R
+  /** A child scope: same request and trace, its own span, a copy of the fields. */
+  child(options?: ScopeOptions): RequestContext
+  child<R, TArgs extends any[]>(fn: (...args: TArgs) => R, ...args: TArgs): R
+  child<R, TArgs extends any[]>(options: ScopeOptions, fn: (...args: TArgs) => R, ...args: TArgs): R
+  /** An independent scope: same request and trace, its own span, no inherited fields, its own outcome. */
+  independent(options?: ScopeOptions): RequestContext
+  independent<R, TArgs extends any[]>(fn: (...args: TArgs) => R, ...args: TArgs): R
+  independent<R, TArgs extends any[]>(options: ScopeOptions, fn: (...args: TArgs) => R, ...args: TArgs): R
+  /** Ends the context; the first status given stands. */
+  end(status?: string): EndResult
+  /** Counts a use of this context after it ended (a log line), warning once. */
+  noteUse(what?: string): void
+  toToken(): ContextToken
+  toJSON(): ContextIds & { name: string | undefined; fields: Record<string, FieldValue> }
+}
+
+export declare class DeadlineExceededError extends Error {
+  readonly code: 'ERR_AMBIENT_DEADLINE_EXCEEDED'
+}
+
+/** The W3C trace-context and baggage codecs (in Rust). */
+export declare const traceContext: {
+  /** null when invalid; never throws on bad input. */
+  parseTraceparent(header: string): { traceId: string; parentId: string; traceFlags: number } | null
+  /** @throws {TypeError} `ERR_INVALID_ARG_VALUE` on ids that are not valid. */
+  formatTraceparent(traceId: string, spanId: string, traceFlags?: number): string
+  /** [key, value] pairs; an invalid header yields []. */
+  parseTracestate(header: string): Array<[string, string]>
+  parseBaggage(header: string): Array<{ key: string; value: string; properties: string[] }>
+  formatBaggage(entries: Array<{ key: string; value: string; properties?: string[] }>): string
+}
+
+/** A new request id: a time-ordered UUIDv7. */
+export declare function newRequestId(): string
+
 /** The version of the compiled Rust addon; equals the package version. */
 export declare function nativeVersion(): string

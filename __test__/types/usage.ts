@@ -36,3 +36,27 @@ als.run({ id: 1 }, () => {})
 new AsyncLocalStorage('name')
 
 export { id, n, doubled, fromSnapshot, got, w, version }
+
+import { RequestContext, traceContext, newRequestId, DeadlineExceededError } from '../..'
+
+const total: Promise<number> = RequestContext.run({ name: 'job', fields: { user: 'ada', n: 1, big: 2n, ok: true, none: null } }, async (x: number) => {
+  const ctx = RequestContext.require()
+  ctx.set('k', 'v').set('n', 2)
+  const v: string | number | bigint | boolean | null | undefined = ctx.get('k')
+  const ids = ctx.ids()
+  const header: string = ctx.outgoingTraceparent()
+  await ctx.child({ name: 'tx' }, async () => RequestContext.current()?.requestId)
+  const audit = ctx.independent({ name: 'audit' })
+  audit.end('committed').durationMs
+  const token = ctx.toToken()
+  RequestContext.task({ token, v, ids, header })
+  return x + 1
+}, 1)
+const handler = RequestContext.handleTask((data: { n: number }) => data.n * 2)
+const parsed = traceContext.parseTraceparent('00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01')
+const stats = RequestContext.stats().lingering
+const newId: string = newRequestId()
+const isDeadline = (e: unknown) => e instanceof DeadlineExceededError
+// @ts-expect-error field values are primitives only
+RequestContext.begin().set('obj', { a: 1 })
+export { total, handler, parsed, stats, isDeadline, newId }
