@@ -271,6 +271,34 @@ describe('lifecycle and registry', () => {
     RequestContext.configure({ lingerGraceMs: 30_000 });
   });
 
+  it('10,000 request cycles leave nothing open and nothing in memory once collected', async () => {
+    const { setFlagsFromString } = require('node:v8');
+    setFlagsFromString('--expose-gc');
+    const collect = require('node:vm').runInNewContext('gc');
+    const before = RequestContext.stats();
+    for (let batch = 0; batch < 10; batch++) {
+      for (let i = 0; i < 1000; i++) {
+        RequestContext.run({ name: 'cycle' }, () => {
+          const ctx = RequestContext.require();
+          ctx.set('i', i);
+          if (i % 10 === 0) ctx.child(() => RequestContext.require().get('i'));
+        });
+      }
+      await sleep(1);
+    }
+    for (let i = 0; i < 20 && RequestContext.stats().released - before.released < 11_000; i++) {
+      collect();
+      await sleep(10);
+    }
+    const after = RequestContext.stats();
+    assert.equal(after.created - before.created, 11_000);
+    assert.equal(after.open, before.open);
+    // Everything this test made was released (earlier tests' leftovers may
+    // be collected meanwhile too, so at least as many).
+    assert.ok(after.released - before.released >= 11_000, `released ${after.released - before.released}`);
+    assert.ok(after.live <= before.live, `records in memory grew from ${before.live} to ${after.live}`);
+  });
+
   it('counts use after end and warns once per context', async () => {
     const warnings = [];
     const onWarning = (w) => { if (w.code === 'AMBIENT_USE_AFTER_END') warnings.push(w); };
