@@ -9,6 +9,7 @@ const { AsyncContext } = require('./lib/async_context');
 const { AsyncResource } = require('./lib/async_resource');
 const { RequestContext, DeadlineExceededError } = require('./lib/request_context');
 const traceContext = require('./lib/trace_context');
+const { createLogger, LEVELS } = require('./lib/logger');
 const native = require('./lib/native');
 
 module.exports = {
@@ -20,6 +21,8 @@ module.exports = {
   AsyncContext,
   RequestContext,
   DeadlineExceededError,
+  createLogger,
+  levels: LEVELS,
   traceContext: {
     parseTraceparent: traceContext.parseTraceparent,
     formatTraceparent: traceContext.formatTraceparent,

@@ -96,15 +96,15 @@ function flattenFields(entries) {
 const VERSION_MASK = 0xffff;
 const AFTER_END = 2 ** 32;
 
-// The compact identity string of src/context.rs (`compact`):
+// The identity string of src/context.rs (`compact`), fetched when a getter
+// asks and not kept, so an open context holds no copy of its ids:
 // id;startedAtMs;flags;traceId(32);spanId(16);parentSpanId(16 or 0);requestId\ntracestate
-// Getters slice it on demand, so an open context retains this one string
-// and no parsed object. Offsets of the variable-length parts:
+// Where traceId starts; from there the ids sit at fixed offsets.
 function identityOffsets(identity) {
   const a = identity.indexOf(';');
   const b = identity.indexOf(';', a + 1);
   const c = identity.indexOf(';', b + 1);
-  return c + 1; // where traceId starts; everything after is at fixed offsets
+  return c + 1;
 }
 
 function identityField(identity, field) {

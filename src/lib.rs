@@ -8,11 +8,14 @@ mod baggage;
 mod context;
 mod guard;
 mod ids;
+mod log;
 mod scope;
 mod store;
 mod trace_context;
 mod watchdog;
+mod writer;
 
 pub use context::*;
 pub use guard::*;
+pub use log::*;
 pub use watchdog::*;

@@ -1,0 +1,267 @@
+'use strict';
+// The structured logger: pino's line format with the request context added,
+// safe serialization, levels, destinations, and no line lost however the
+// process ends.
+const { describe, it } = require('node:test');
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { spawn } = require('node:child_process');
+const { Worker } = require('node:worker_threads');
+const { createLogger, RequestContext } = require('..');
+
+let fileNumber = 0;
+function tempFile() {
+  return path.join(os.tmpdir(), `ambient-log-${process.pid}-${fileNumber++}.ndjson`);
+}
+
+function readLines(file) {
+  const text = fs.readFileSync(file, 'utf8');
+  assert.ok(text.endsWith('\n') || text === '', 'the file ends with a complete line');
+  return text.split('\n').filter(Boolean).map((line) => JSON.parse(line));
+}
+
+function logTo(options = {}) {
+  const file = tempFile();
+  return { file, log: createLogger({ destination: file, ...options }) };
+}
+
+describe('line format', () => {
+  it('writes one pino-compatible JSON object per line', async () => {
+    const { file, log } = logTo({ name: 'api' });
+    log.info('hello');
+    log.warn({ user: 'ada' }, 'user %s did %d things', 'ada', 3);
+    await log.flush();
+    const [a, b] = readLines(file);
+    assert.equal(a.level, 30);
+    assert.equal(typeof a.time, 'number');
+    assert.ok(Math.abs(a.time - Date.now()) < 10_000);
+    assert.equal(a.pid, process.pid);
+    assert.equal(a.hostname, os.hostname());
+    assert.equal(a.name, 'api');
+    assert.equal(a.msg, 'hello');
+    assert.equal(a.requestId, undefined, 'no context, no ids');
+    assert.equal(b.level, 40);
+    assert.equal(b.user, 'ada');
+    assert.equal(b.msg, 'user ada did 3 things');
+  });
+
+  it('adds the current context ids and fields to every line', async () => {
+    const { file, log } = logTo({ base: null });
+    await RequestContext.run({ requestId: 'req-42', fields: { tenant: 'acme', attempt: 2 } }, async () => {
+      const ctx = RequestContext.require();
+      await new Promise((resolve) => setTimeout(resolve, 1));
+      log.child({ component: 'db' }).info({ rows: 3 }, 'query');
+      ctx.set('tenant', 'globex');
+      log.info('after a field change');
+    });
+    await log.flush();
+    const [query, later] = readLines(file);
+    assert.equal(query.requestId, 'req-42');
+    assert.match(query.traceId, /^[0-9a-f]{32}$/);
+    assert.match(query.spanId, /^[0-9a-f]{16}$/);
+    assert.equal(query.tenant, 'acme');
+    assert.equal(query.attempt, 2);
+    assert.equal(query.component, 'db');
+    assert.equal(query.rows, 3);
+    assert.equal(later.tenant, 'globex');
+    assert.equal(query.pid, undefined, 'base: null leaves pid and hostname out');
+  });
+
+  it('cannot be forged: messages, keys and values are escaped', async () => {
+    const { file, log } = logTo();
+    const evil = 'x"}\n{"level":60,"msg":"forged\r\n\u2028';
+    log.info({ [evil]: evil }, evil);
+    await RequestContext.run({ requestId: 'ok-id', fields: { [evil]: evil } }, () => log.info(evil));
+    await log.flush();
+    const lines = readLines(file);
+    assert.equal(lines.length, 2);
+    assert.equal(lines[0].msg, evil);
+    assert.equal(lines[0][evil], evil);
+    assert.equal(lines[1][evil], evil);
+    assert.ok(lines.every((l) => l.level === 30));
+  });
+});
+
+describe('serialization', () => {
+  it('keeps error type, message, stack and cause, and own properties', async () => {
+    const { file, log } = logTo();
+    const err = new TypeError('outer', { cause: new RangeError('inner') });
+    err.code = 'E_OUTER';
+    log.error(err);
+    log.error({ err }, 'with message');
+    await log.flush();
+    const [first, second] = readLines(file);
+    assert.equal(first.msg, 'outer');
+    assert.equal(first.err.type, 'TypeError');
+    assert.equal(first.err.message, 'outer');
+    assert.match(first.err.stack, /TypeError: outer/);
+    assert.equal(first.err.code, 'E_OUTER');
+    assert.equal(first.err.cause.type, 'RangeError');
+    assert.equal(first.err.cause.message, 'inner');
+    assert.equal(second.msg, 'with message');
+    assert.equal(second.err.type, 'TypeError');
+  });
+
+  it('handles circular references, BigInt, undefined, Map, Set, Date and depth', async () => {
+    const { file, log } = logTo();
+    const circular = { name: 'loop' };
+    circular.self = circular;
+    let deep = {};
+    const root = deep;
+    for (let i = 0; i < 20; i++) deep = deep.next = {};
+    log.info({
+      circular, small: 7n, huge: 2n ** 80n, gone: undefined, list: [1, undefined, () => {}],
+      map: new Map([['a', 1]]), set: new Set(['x']), when: new Date(0), root, nan: NaN,
+    });
+    await log.flush();
+    const [line] = readLines(file);
+    assert.deepEqual(line.circular, { name: 'loop', self: '[Circular]' });
+    assert.equal(line.small, 7);
+    assert.equal(line.huge, (2n ** 80n).toString());
+    assert.equal('gone' in line, false);
+    assert.deepEqual(line.list, [1, null, null]);
+    assert.deepEqual(line.map, { a: 1 });
+    assert.deepEqual(line.set, ['x']);
+    assert.equal(line.when, '1970-01-01T00:00:00.000Z');
+    assert.equal(line.nan, null);
+    assert.match(JSON.stringify(line.root), /\[Object\]/);
+  });
+
+  it('redacts configured paths, with wildcards', async () => {
+    const { file, log } = logTo({ redact: ['password', 'req.headers.authorization', 'users.*.token'] });
+    log.info({
+      password: 'hunter2',
+      req: { headers: { authorization: 'Bearer abc', host: 'example' } },
+      users: [{ name: 'a', token: 't1' }, { name: 'b', token: 't2' }],
+    });
+    log.child({ password: 'in bindings' }).info('child');
+    await log.flush();
+    const [line, child] = readLines(file);
+    assert.equal(line.password, '[Redacted]');
+    assert.equal(line.req.headers.authorization, '[Redacted]');
+    assert.equal(line.req.headers.host, 'example');
+    assert.deepEqual(line.users, [{ name: 'a', token: '[Redacted]' }, { name: 'b', token: '[Redacted]' }]);
+    assert.equal(child.password, '[Redacted]');
+  });
+});
+
+describe('levels and children', () => {
+  it('filters by level, and isLevelEnabled agrees', async () => {
+    const { file, log } = logTo({ level: 'warn' });
+    for (const level of ['trace', 'debug', 'info', 'warn', 'error', 'fatal']) log[level](level);
+    assert.equal(log.isLevelEnabled('info'), false);
+    assert.equal(log.isLevelEnabled('error'), true);
+    log.level = 'debug';
+    log.debug('now enabled');
+    assert.equal(log.level, 'debug');
+    await log.flush();
+    assert.deepEqual(readLines(file).map((l) => [l.level, l.msg]), [[40, 'warn'], [50, 'error'], [60, 'fatal'], [20, 'now enabled']]);
+    assert.throws(() => { log.level = 'loud'; }, { code: 'ERR_INVALID_ARG_VALUE' });
+  });
+
+  it('children add bindings and can have their own level', async () => {
+    const { file, log } = logTo();
+    const child = log.child({ component: 'db' });
+    const grandchild = child.child({ table: 'orders' }, { level: 'error' });
+    child.info('child');
+    grandchild.info('filtered');
+    grandchild.error('grandchild');
+    await log.flush();
+    const lines = readLines(file);
+    assert.deepEqual(lines.map((l) => l.msg), ['child', 'grandchild']);
+    assert.equal(lines[1].component, 'db');
+    assert.equal(lines[1].table, 'orders');
+  });
+});
+
+describe('destinations', () => {
+  it('sync mode writes before the call returns', () => {
+    const { file, log } = logTo({ sync: true });
+    log.info('now');
+    assert.equal(readLines(file)[0].msg, 'now');
+  });
+
+  it('whenFull "block" loses nothing with a tiny buffer; "drop" counts what it drops', async () => {
+    const blocking = logTo({ bufferBytes: 256 });
+    for (let i = 0; i < 5000; i++) blocking.log.info({ i }, 'x');
+    await blocking.log.flush();
+    const lines = readLines(blocking.file);
+    assert.equal(lines.length, 5000);
+    assert.deepEqual(lines.map((l) => l.i), Array.from({ length: 5000 }, (_, i) => i));
+
+    const dropping = logTo({ bufferBytes: 256, whenFull: 'drop' });
+    for (let i = 0; i < 5000; i++) dropping.log.info({ i }, 'x');
+    await dropping.log.flush();
+    const kept = readLines(dropping.file).length;
+    assert.equal(kept + dropping.log.dropped, 5000);
+  });
+
+  it('rejects bad options', () => {
+    assert.throws(() => createLogger({ destination: 42 }), { code: 'ERR_INVALID_ARG_VALUE' });
+    assert.throws(() => createLogger({ whenFull: 'sometimes' }), { code: 'ERR_INVALID_ARG_VALUE' });
+    assert.throws(() => createLogger({ level: 'loud' }), { code: 'ERR_INVALID_ARG_VALUE' });
+    assert.throws(() => createLogger({ destination: '/nonexistent-dir/x.log' }), { code: 'ERR_AMBIENT_LOG_DESTINATION' });
+  });
+
+  it('pretty mode writes one readable line with the request id', async () => {
+    const { file, log } = logTo({ pretty: true });
+    RequestContext.run({ requestId: 'req-pretty' }, () => log.warn({ n: 1 }, 'careful\nnow'));
+    await log.flush();
+    const text = fs.readFileSync(file, 'utf8');
+    assert.equal(text.split('\n').length, 2);
+    assert.match(text, /^\d\d:\d\d:\d\d\.\d{3} WARN  \[req-pretty\] careful\\nnow n=1\n$/);
+  });
+});
+
+describe('no line lost when the process ends', () => {
+  const cases = [
+    ['natural end', 'natural', null],
+    ['process.exit()', 'exit', null],
+    ['an uncaught exception', 'throw', null],
+    ['an unhandled rejection', 'reject', null],
+    ['SIGTERM', 'signal', 'SIGTERM'],
+    ['SIGINT', 'signal', 'SIGINT'],
+  ];
+  for (const [label, mode, signal] of cases) {
+    it(label, async () => {
+      const file = tempFile();
+      const count = 20_000;
+      const child = spawn(process.execPath, [path.join(__dirname, 'fixtures', 'log_then_die.js'), file, mode, String(count)], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let stderr = '';
+      child.stderr.on('data', (d) => { stderr += d; });
+      if (signal) {
+        await new Promise((resolve) => child.stdout.once('data', resolve));
+        child.kill(signal);
+      }
+      const [code, gotSignal] = await new Promise((resolve) => child.on('exit', (c, s) => resolve([c, s])));
+      if (signal) assert.equal(gotSignal, signal, 'the signal still ends the process as it would have');
+      else if (mode === 'exit') assert.equal(code, 3);
+      else if (mode !== 'natural') assert.equal(code, 1, stderr);
+      const lines = readLines(file);
+      assert.equal(lines.length, count);
+      assert.deepEqual(lines.map((l) => l.i), Array.from({ length: count }, (_, i) => i));
+      assert.ok(lines.every((l) => l.requestId === `req-${l.i % 10}`));
+    });
+  }
+});
+
+describe('worker threads', () => {
+  it('a worker logging in a handed-off context writes the same request id', async () => {
+    const file = tempFile();
+    await RequestContext.run({ requestId: 'req-from-parent' }, async () => {
+      const worker = new Worker(`
+        const { workerData } = require('node:worker_threads');
+        const { createLogger, RequestContext } = require(${JSON.stringify(path.join(__dirname, '..'))});
+        const log = createLogger({ destination: workerData.data.file });
+        RequestContext.handleTask(() => { RequestContext.require().set('inWorker', true); log.info('from the worker'); })(workerData);
+      `, { eval: true, workerData: RequestContext.task({ file }) });
+      await new Promise((resolve, reject) => { worker.on('exit', resolve); worker.on('error', reject); });
+    });
+    const [line] = readLines(file);
+    assert.equal(line.requestId, 'req-from-parent');
+    assert.equal(line.inWorker, true);
+    assert.equal(line.msg, 'from the worker');
+  });
+});

@@ -1,0 +1,211 @@
+'use strict';
+// The structured logger: pino's API and line format, with the current
+// request context's ids and fields added to every line. Each call crosses
+// into Rust once (src/log.rs), which formats the line and hands it to an
+// off-thread writer (src/writer.rs); disabled levels are no-op methods.
+const os = require('node:os');
+const { format } = require('node:util');
+const native = require('./native');
+const { RequestContext } = require('./request_context');
+const { compileRedaction, serializeObject, serializeBindings } = require('./serialize');
+const { invalidArgType, invalidArgValue, validateObject } = require('./errors');
+
+const LEVELS = Object.freeze({ trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60 });
+const LEVEL_NAMES = Object.keys(LEVELS);
+const USED_AFTER_END = 1;
+const DROPPED = 2;
+
+// Every open destination, flushed on the way out of the process.
+const destinations = new Set();
+let exitHooksInstalled = false;
+
+function flushAll() {
+  for (const destination of destinations) {
+    try {
+      destination.flushSync();
+    } catch {
+      // Nothing left to report to on the way out.
+    }
+  }
+}
+
+// No line is lost on process.exit(), an uncaught exception or an unhandled
+// rejection (all end in 'exit'), nor on SIGTERM/SIGINT, whose default action
+// would end the process without 'exit': flush, then let the signal do what
+// it would have done.
+function installExitHooks() {
+  if (exitHooksInstalled) return;
+  exitHooksInstalled = true;
+  process.on('exit', flushAll);
+  for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP']) {
+    const onSignal = () => {
+      flushAll();
+      if (process.listenerCount(signal) === 1) {
+        process.removeListener(signal, onSignal);
+        process.kill(process.pid, signal);
+      }
+    };
+    process.on(signal, onSignal);
+  }
+}
+
+function openDestination(options) {
+  const { destination = 'stdout', sync = false, whenFull = 'block', bufferBytes, prefix } = options;
+  const config = { sync, whenFull, bufferBytes, prefix };
+  if (destination === 'stdout' || destination === 1) config.fd = 1;
+  else if (destination === 'stderr' || destination === 2) config.fd = 2;
+  else if (typeof destination === 'string') config.path = destination;
+  else if (destination !== null && typeof destination === 'object' && typeof destination.path === 'string') config.path = destination.path;
+  else throw invalidArgValue('options.destination', destination, "must be 'stdout', 'stderr', 1, 2, a file path or { path }");
+  if (whenFull !== 'block' && whenFull !== 'drop') throw invalidArgValue('options.whenFull', whenFull, "must be 'block' or 'drop'");
+  if (typeof sync !== 'boolean') throw invalidArgType('options.sync', 'boolean', sync);
+  let handle;
+  try {
+    handle = new native.NativeLogDestination(config);
+  } catch (err) {
+    const error = new Error(err.message);
+    error.code = 'ERR_AMBIENT_LOG_DESTINATION';
+    throw error;
+  }
+  destinations.add(handle);
+  installExitHooks();
+  return handle;
+}
+
+function levelValue(level) {
+  if (typeof level === 'number' && LEVEL_NAMES.some((name) => LEVELS[name] === level)) return level;
+  if (typeof level === 'string' && Object.hasOwn(LEVELS, level)) return LEVELS[level];
+  if (level === 'silent') return Infinity;
+  throw invalidArgValue('level', level, `must be one of ${[...LEVEL_NAMES, 'silent'].join(', ')}`);
+}
+
+const PRETTY_LABELS = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO ', 40: 'WARN ', 50: 'ERROR', 60: 'FATAL' };
+
+function noop() {}
+
+class Logger {
+  #shared;
+  #bindings;
+  #level;
+
+  constructor(shared, bindings, level) {
+    this.#shared = shared;
+    this.#bindings = bindings;
+    this.level = level;
+  }
+
+  get level() {
+    return LEVEL_NAMES.find((name) => LEVELS[name] === this.#level) ?? 'silent';
+  }
+
+  /** Disabled levels become no-op methods, so a filtered call costs nothing. */
+  set level(level) {
+    this.#level = levelValue(level);
+    for (const name of LEVEL_NAMES) {
+      const value = LEVELS[name];
+      this[name] = value >= this.#level ? (...args) => this.#write(value, args) : noop;
+    }
+  }
+
+  isLevelEnabled(level) {
+    return levelValue(level) >= this.#level;
+  }
+
+  /** A logger whose lines also carry `bindings`; it shares the destination. */
+  child(bindings, options = {}) {
+    validateObject(bindings, 'bindings');
+    const text = serializeBindings(bindings, this.#shared.redact);
+    const combined = this.#bindings && text ? `${this.#bindings},${text}` : (this.#bindings || text);
+    return new Logger(this.#shared, combined, options.level ?? this.level);
+  }
+
+  /** Resolves once every line logged so far is written. */
+  flush() {
+    return this.#shared.destination.flush();
+  }
+
+  /** Blocks until every line logged so far is written. */
+  flushSync() {
+    this.#shared.destination.flushSync();
+  }
+
+  /** Lines dropped because the buffer was full (whenFull: 'drop'). */
+  get dropped() {
+    return this.#shared.destination.dropped;
+  }
+
+  #write(level, args) {
+    let object;
+    let msg;
+    let first = args[0];
+    let rest = 1;
+    if (first instanceof Error) {
+      object = { err: first };
+      msg = args.length > 1 ? format(...args.slice(1)) : first.message;
+      rest = args.length;
+    } else if (first !== null && typeof first === 'object') {
+      object = first;
+      if (first.err instanceof Error && args.length === 1) msg = first.err.message;
+    } else {
+      rest = 0;
+    }
+    if (rest < args.length) msg = rest === args.length - 1 && typeof args[rest] === 'string' ? args[rest] : format(...args.slice(rest));
+    const shared = this.#shared;
+    const ctx = RequestContext.current();
+    if (shared.pretty) {
+      shared.destination.writeRaw(prettyLine(level, ctx, this.#bindings, object, msg, shared.redact));
+      return;
+    }
+    const result = shared.destination.write(level, ctx === undefined ? -1 : ctx.id, this.#bindings || null,
+      object === undefined ? null : serializeObject(object, shared.redact), msg ?? null);
+    if (result & USED_AFTER_END) ctx.noteUse('a log line');
+    if (result & DROPPED) shared.onDropped?.();
+  }
+}
+
+function pad(n, width = 2) {
+  return String(n).padStart(width, '0');
+}
+
+// One readable line for a development terminal:
+// 12:04:05.123 INFO  [request id] message key=value ...
+function prettyLine(level, ctx, bindings, object, msg, redact) {
+  const now = new Date();
+  const time = `${pad(now.getHours())}:${pad(now.getMinutes())}:${pad(now.getSeconds())}.${pad(now.getMilliseconds(), 3)}`;
+  const members = ctx === undefined ? [] : [ctx.fields()];
+  const parts = [time, PRETTY_LABELS[level]];
+  if (ctx !== undefined) parts.push(`[${ctx.requestId}]`);
+  // Messages may come from users: escape them like JSON, without quotes.
+  if (msg !== undefined) parts.push(JSON.stringify(msg).slice(1, -1));
+  const extra = [
+    ...(bindings ? [`{${bindings}}`] : []),
+    ...members.map((m) => serializeObject(m, redact)),
+    ...(object !== undefined ? [serializeObject(object, redact)] : []),
+  ].map((json) => JSON.parse(json));
+  for (const group of extra) {
+    for (const [key, value] of Object.entries(group)) {
+      parts.push(`${key}=${JSON.stringify(value)}`);
+    }
+  }
+  return `${parts.join(' ')}\n`;
+}
+
+/**
+ * Creates a logger. Options: level ('info'), name, destination ('stdout',
+ * 'stderr', 1, 2, a path or { path }), sync (false), whenFull ('block' or
+ * 'drop'), bufferBytes (4 MiB), redact (dotted paths), pretty (false),
+ * base (fields on every line; default pid and hostname; null for none).
+ */
+function createLogger(options = {}) {
+  validateObject(options, 'options');
+  const base = options.base === undefined ? { pid: process.pid, hostname: os.hostname() } : options.base;
+  if (base !== null) validateObject(base, 'options.base');
+  const redact = compileRedaction(options.redact);
+  const baseFields = { ...(base ?? {}), ...(options.name !== undefined ? { name: `${options.name}` } : {}) };
+  const prefixText = serializeBindings(baseFields, redact);
+  const destination = openDestination({ ...options, prefix: prefixText ? `${prefixText},` : '' });
+  const shared = { destination, redact, pretty: Boolean(options.pretty), onDropped: options.onDropped };
+  return new Logger(shared, '', options.level ?? 'info');
+}
+
+module.exports = { createLogger, Logger, LEVELS };

@@ -1,0 +1,236 @@
+//! The off-thread log writer: callers append whole lines to a bounded
+//! buffer; one thread per destination writes the buffer out in batches. What
+//! happens when the buffer is full is the caller's choice: block until there
+//! is room, or drop the line and count it. `flush` waits until every line
+//! accepted so far has reached the destination.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+
+pub enum Sink {
+  Stdout,
+  Stderr,
+  File(File),
+}
+
+impl Sink {
+  pub fn open(path: &str) -> std::io::Result<Sink> {
+    Ok(Sink::File(OpenOptions::new().create(true).append(true).open(path)?))
+  }
+
+  fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+    match self {
+      // Not through std's locked, line-buffered handles: one write per batch.
+      Sink::Stdout => write_fd(1, bytes),
+      Sink::Stderr => write_fd(2, bytes),
+      Sink::File(f) => f.write_all(bytes),
+    }
+  }
+}
+
+fn write_fd(fd: i32, mut bytes: &[u8]) -> std::io::Result<()> {
+  use std::os::fd::BorrowedFd;
+  // The process owns fds 1 and 2 for its whole life.
+  let file = unsafe { BorrowedFd::borrow_raw(fd) };
+  let mut file = File::from(file.try_clone_to_owned()?);
+  while !bytes.is_empty() {
+    match file.write(bytes) {
+      Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+      Ok(n) => bytes = &bytes[n..],
+      Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+      Err(e) => return Err(e),
+    }
+  }
+  Ok(())
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum WhenFull {
+  Block,
+  Drop,
+}
+
+#[derive(Default)]
+struct State {
+  pending: Vec<u8>,
+  /// Lines accepted / lines written, to know when a flush is complete.
+  accepted: u64,
+  written: u64,
+  closed: bool,
+  error: Option<String>,
+}
+
+pub struct Writer {
+  state: Mutex<State>,
+  /// Signals the writer thread that there is work (or that it should stop).
+  work: Condvar,
+  /// Signals callers waiting for room or for a flush.
+  progress: Condvar,
+  capacity: usize,
+  when_full: WhenFull,
+  pub dropped: AtomicU64,
+  sink: Mutex<Sink>,
+  thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Writer {
+  /// A writer with its own thread. `capacity` bounds the bytes waiting to be
+  /// written.
+  pub fn start(sink: Sink, capacity: usize, when_full: WhenFull) -> Arc<Writer> {
+    let writer = Arc::new(Writer {
+      state: Mutex::new(State::default()),
+      work: Condvar::new(),
+      progress: Condvar::new(),
+      capacity: capacity.max(1),
+      when_full,
+      dropped: AtomicU64::new(0),
+      sink: Mutex::new(sink),
+      thread: Mutex::new(None),
+    });
+    let worker = writer.clone();
+    let handle = std::thread::Builder::new().name("ambient-log-writer".into()).spawn(move || worker.run()).expect("spawn the log writer thread");
+    *writer.thread.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
+    writer
+  }
+
+  fn lock(&self) -> MutexGuard<'_, State> {
+    self.state.lock().unwrap_or_else(|e| e.into_inner())
+  }
+
+  /// Queues one line (with its newline). Returns false when it was dropped
+  /// because the buffer was full and the policy is to drop.
+  pub fn push(&self, line: &[u8]) -> bool {
+    let mut s = self.lock();
+    while !s.pending.is_empty() && s.pending.len() + line.len() > self.capacity && !s.closed {
+      if self.when_full == WhenFull::Drop {
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+        return false;
+      }
+      s = self.progress.wait(s).unwrap_or_else(|e| e.into_inner());
+    }
+    s.pending.extend_from_slice(line);
+    s.accepted += 1;
+    drop(s);
+    self.work.notify_one();
+    true
+  }
+
+  /// Writes `line` now, on the calling thread, after what is queued (sync
+  /// mode, and last words before the process dies).
+  pub fn write_now(&self, line: &[u8]) -> std::io::Result<()> {
+    self.flush();
+    let mut sink = self.sink.lock().unwrap_or_else(|e| e.into_inner());
+    sink.write_all(line)
+  }
+
+  /// Blocks until every line accepted so far has been written. Returns the
+  /// last write error, if any.
+  pub fn flush(&self) -> Option<String> {
+    let mut s = self.lock();
+    let target = s.accepted;
+    while s.written < target && !s.closed {
+      s = self.progress.wait(s).unwrap_or_else(|e| e.into_inner());
+    }
+    s.error.clone()
+  }
+
+  /// Flushes, then stops the thread. Later pushes are written directly.
+  pub fn close(&self) {
+    self.flush();
+    self.lock().closed = true;
+    self.work.notify_all();
+    self.progress.notify_all();
+    if let Some(handle) = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take() {
+      let _ = handle.join();
+    }
+  }
+
+  fn run(&self) {
+    let mut batch = Vec::new();
+    loop {
+      let (lines_before, closed) = {
+        let mut s = self.lock();
+        while s.pending.is_empty() && !s.closed {
+          s = self.work.wait(s).unwrap_or_else(|e| e.into_inner());
+        }
+        std::mem::swap(&mut batch, &mut s.pending);
+        (s.accepted, s.closed)
+      };
+      // Room was just made: wake blocked pushers before the slow write.
+      self.progress.notify_all();
+      if !batch.is_empty() {
+        let result = self.sink.lock().unwrap_or_else(|e| e.into_inner()).write_all(&batch);
+        batch.clear();
+        let mut s = self.lock();
+        if let Err(e) = result {
+          s.error = Some(e.to_string());
+        }
+        s.written = lines_before;
+      }
+      self.progress.notify_all();
+      if closed && self.lock().pending.is_empty() {
+        return;
+      }
+    }
+  }
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  fn temp_path(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("ambient-writer-{name}-{}", std::process::id()))
+  }
+
+  #[test]
+  fn writes_every_line_in_order_and_flush_waits_for_them() {
+    let path = temp_path("order");
+    let _ = std::fs::remove_file(&path);
+    let w = Writer::start(Sink::open(path.to_str().unwrap()).unwrap(), 1024, WhenFull::Block);
+    let threads: Vec<_> = (0..4)
+      .map(|t| {
+        let w = w.clone();
+        std::thread::spawn(move || {
+          for i in 0..2500 {
+            assert!(w.push(format!("{t}:{i}\n").as_bytes()));
+          }
+        })
+      })
+      .collect();
+    for t in threads {
+      t.join().unwrap();
+    }
+    assert_eq!(w.flush(), None);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 10_000);
+    for t in 0..4 {
+      let mine: Vec<usize> = lines.iter().filter_map(|l| l.strip_prefix(&format!("{t}:"))).map(|n| n.parse().unwrap()).collect();
+      assert_eq!(mine, (0..2500).collect::<Vec<_>>(), "each thread's lines stay in order");
+    }
+    w.close();
+    let _ = std::fs::remove_file(&path);
+  }
+
+  #[test]
+  fn drop_policy_counts_what_it_drops() {
+    let path = temp_path("drop");
+    let w = Writer::start(Sink::open(path.to_str().unwrap()).unwrap(), 64, WhenFull::Drop);
+    let mut kept = 0u64;
+    for _ in 0..10_000 {
+      if w.push(b"0123456789012345678901234567890123456789\n") {
+        kept += 1;
+      }
+    }
+    w.flush();
+    let written = std::fs::read_to_string(&path).unwrap().lines().count() as u64;
+    assert_eq!(written, kept);
+    assert_eq!(kept + w.dropped.load(Ordering::Relaxed), 10_000);
+    w.close();
+    let _ = std::fs::remove_file(&path);
+  }
+}
