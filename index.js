@@ -10,6 +10,9 @@ const { AsyncResource } = require('./lib/async_resource');
 const { RequestContext, DeadlineExceededError } = require('./lib/request_context');
 const traceContext = require('./lib/trace_context');
 const { createLogger, LEVELS } = require('./lib/logger');
+const { ambientMiddleware, errorLogger, wrapHandler } = require('./lib/middleware');
+const { enableOutgoingPropagation, disableOutgoingPropagation, withoutPropagation, httpPropagation } = require('./lib/propagation');
+const adapters = require('./lib/adapters');
 const native = require('./lib/native');
 
 module.exports = {
@@ -23,6 +26,16 @@ module.exports = {
   DeadlineExceededError,
   createLogger,
   levels: LEVELS,
+  middleware: ambientMiddleware,
+  errorLogger,
+  wrapHandler,
+  enableOutgoingPropagation,
+  disableOutgoingPropagation,
+  withoutPropagation,
+  httpPropagation,
+  contextFields: adapters.contextFields,
+  pinoMixin: adapters.pinoMixin,
+  winstonFormat: adapters.winstonFormat,
   traceContext: {
     parseTraceparent: traceContext.parseTraceparent,
     formatTraceparent: traceContext.formatTraceparent,

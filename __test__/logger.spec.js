@@ -211,7 +211,7 @@ describe('destinations', () => {
     await log.flush();
     const text = fs.readFileSync(file, 'utf8');
     assert.equal(text.split('\n').length, 2);
-    assert.match(text, /^\d\d:\d\d:\d\d\.\d{3} WARN  \[req-pretty\] careful\\nnow n=1\n$/);
+    assert.match(text, /^\d\d:\d\d:\d\d\.\d{3} WARN  \[req-pretty trace:[0-9a-f]{8}\] careful\\nnow n=1\n$/);
   });
 });
 

@@ -5,11 +5,14 @@
 // together) and the V8 heap alone. Two shapes: fields only written (read by
 // the logger, in Rust), and fields also read from JS (which fills the JS
 // field cache).
-// Usage: node --expose-gc benchmark/memory.js [N]
+// Each shape is measured in its own process run: freed memory from one
+// would otherwise be reused by the next and hide its cost.
+// Usage: node --expose-gc benchmark/memory.js [N] [--read]
 const v8 = require('node:v8');
 const { RequestContext } = require('..');
 
-const count = Number(process.argv[2] ?? 200_000);
+const count = Number(process.argv.find((a) => /^\d+$/.test(a)) ?? 200_000);
+const readBack = process.argv.includes('--read');
 const settle = () => { for (let i = 0; i < 3; i++) global.gc(); };
 
 async function measure(readBack) {
@@ -37,9 +40,7 @@ async function main() {
   // Warm up the code paths and the allocator first.
   for (let i = 0; i < 1000; i++) RequestContext.begin().end();
   await new Promise(setImmediate);
-  const writeOnly = await measure(false);
-  await new Promise(setImmediate);
-  const withReads = await measure(true);
-  console.log(JSON.stringify({ node: process.version, contexts: count, bytesPerContext: { fieldsWrittenOnly: writeOnly, fieldsAlsoReadInJs: withReads } }));
+  const bytesPerContext = await measure(readBack);
+  console.log(JSON.stringify({ node: process.version, contexts: count, fields: readBack ? 'written and read in JS' : 'written only', bytesPerContext }));
 }
 main();

@@ -1,50 +1,98 @@
 'use strict';
-// A burst of concurrent HTTP requests on loopback. Each request runs in its own
-// context; every log line below reads the request id from ambient, never from
-// a parameter, and the lines interleave as the requests' awaits, timers and
-// file reads complete in random order.
+// The demo: two Express services on loopback. Service A handles /orders/:id:
+// it awaits a timer, calls service B over HTTP, and hands a task to a worker
+// thread. A burst of concurrent requests hits A, and every log line, from A,
+// from B and from the worker, carries its own request's id and trace.
 const http = require('node:http');
-const fs = require('node:fs/promises');
+const path = require('node:path');
+const { Worker } = require('node:worker_threads');
 const { setTimeout: sleep } = require('node:timers/promises');
-const { AsyncLocalStorage, AsyncContext } = require('..');
+const express = require('express');
+const ambient = require('..');
 
-const request = new AsyncLocalStorage({ name: 'request' });
-const user = new AsyncContext.Variable({ name: 'user', defaultValue: 'anonymous' });
+const { RequestContext, createLogger } = ambient;
 
-function log(message) {
-  const ctx = request.getStore();
-  console.log(`[${ctx?.id ?? '-'}] [user:${user.get()}] ${message}`);
+if (require.main === module) main();
+
+function startWorker() {
+  const worker = new Worker(path.join(__dirname, 'demo-worker.js'));
+  const pending = new Map();
+  let next = 0;
+  worker.on('message', ({ reply, result }) => {
+    pending.get(reply)(result);
+    pending.delete(reply);
+  });
+  worker.unref();
+  return {
+    run(data) {
+      const reply = next++;
+      return new Promise((resolve) => {
+        pending.set(reply, resolve);
+        worker.postMessage(RequestContext.task({ ...data, reply }));
+      });
+    },
+    stop: () => worker.terminate(),
+  };
 }
 
-let nextId = 1;
-const server = http.createServer((req, res) => {
-  const id = `req-${String(nextId++).padStart(2, '0')}`;
-  request.run({ id, started: process.hrtime.bigint() }, () => user.run(req.headers['x-user'] ?? 'anonymous', async () => {
-    log(`${req.method} ${req.url}`);
-    await sleep(Math.random() * 20);
-    log('loaded the profile');
-    const stat = await fs.stat(__filename);
-    log(`read a file of ${stat.size} bytes`);
-    setTimeout(() => {
-      const ms = Number(process.hrtime.bigint() - request.getStore().started) / 1e6;
-      log(`done in ${ms.toFixed(1)} ms`);
-      res.end(JSON.stringify({ id, user: user.get() }));
-    }, Math.random() * 10);
-  }));
-});
+function listen(app) {
+  return new Promise((resolve) => {
+    const server = http.createServer(app).listen(0, '127.0.0.1', () => resolve(server));
+  });
+}
 
-server.listen(0, '127.0.0.1', async () => {
-  const { port } = server.address();
-  const users = ['ada', 'grace', 'linus', 'margaret'];
-  const replies = await Promise.all(Array.from({ length: 8 }, (_, i) => new Promise((resolve, reject) => {
-    http.get({ port, host: '127.0.0.1', path: `/orders/${i}`, headers: { 'x-user': users[i % users.length] } }, (res) => {
-      let body = '';
-      res.on('data', (chunk) => { body += chunk; });
-      res.on('end', () => resolve(JSON.parse(body)));
-    }).on('error', reject);
-  })));
-  server.close();
-  const ok = replies.every((r, i) => r.user === users[i % users.length]);
-  log(`${replies.length} requests, every reply carried its own user: ${ok}`);
+async function startServices(log) {
+  const worker = startWorker();
+  const b = express();
+  b.use(ambient.middleware({ logger: log.child({ service: 'B' }) }));
+  b.get('/stock/:id', async (req, res) => {
+    await sleep(Math.random() * 15);
+    log.child({ service: 'B' }).info({ item: req.params.id }, 'checked stock');
+    res.json({ inStock: Number(req.params.id) % 3 !== 0 });
+  });
+  const serverB = await listen(b);
+  const bUrl = `http://127.0.0.1:${serverB.address().port}`;
+
+  const a = express();
+  const logA = log.child({ service: 'A' });
+  a.use(ambient.middleware({ logger: logA }));
+  a.get('/orders/:id', async (req, res) => {
+    const ctx = RequestContext.require();
+    ctx.set('orderId', req.params.id);
+    logA.info('loading order');
+    await sleep(Math.random() * 20);
+    const stock = await fetch(`${bUrl}/stock/${req.params.id}`).then((r) => r.json());
+    const price = await worker.run({ id: Number(req.params.id) });
+    setTimeout(() => logA.info({ price, ...stock }, 'order ready'), Math.random() * 10);
+    await sleep(15);
+    res.json({ id: req.params.id, price, ...stock });
+  });
+  const serverA = await listen(a);
+  return {
+    aPort: serverA.address().port,
+    close: async () => {
+      serverA.close();
+      serverB.close();
+      await worker.stop();
+    },
+  };
+}
+
+async function main() {
+  const pretty = !process.argv.includes('--json');
+  const log = createLogger({ pretty, base: null, sync: true });
+  ambient.enableOutgoingPropagation();
+  const services = await startServices(log);
+  const burst = 8;
+  log.info(`firing ${burst} concurrent requests at service A`);
+  const replies = await Promise.all(Array.from({ length: burst }, (_, i) =>
+    fetch(`http://127.0.0.1:${services.aPort}/orders/${100 + i}`, { headers: { 'x-request-id': `demo-${i}` } })
+      .then(async (r) => ({ requestId: r.headers.get('x-request-id'), body: await r.json() }))));
+  await services.close();
+  ambient.disableOutgoingPropagation();
+  const ok = replies.every((r, i) => r.requestId === `demo-${i}` && r.body.id === String(100 + i));
+  log.info(`${replies.length} replies, each under its own request id: ${ok}`);
   if (!ok) process.exitCode = 1;
-});
+}
+
+module.exports = { startServices };

@@ -168,13 +168,16 @@ function pad(n, width = 2) {
 }
 
 // One readable line for a development terminal:
-// 12:04:05.123 INFO  [request id] message key=value ...
+// 12:04:05.123 INFO  [request id trace:first 8 of the trace id] message key=value ...
 function prettyLine(level, ctx, bindings, object, msg, redact) {
   const now = new Date();
   const time = `${pad(now.getHours())}:${pad(now.getMinutes())}:${pad(now.getSeconds())}.${pad(now.getMilliseconds(), 3)}`;
   const members = ctx === undefined ? [] : [ctx.fields()];
   const parts = [time, PRETTY_LABELS[level]];
-  if (ctx !== undefined) parts.push(`[${ctx.requestId}]`);
+  if (ctx !== undefined) {
+    const { requestId, traceId } = ctx.ids();
+    parts.push(`[${requestId} trace:${traceId.slice(0, 8)}]`);
+  }
   // Messages may come from users: escape them like JSON, without quotes.
   if (msg !== undefined) parts.push(JSON.stringify(msg).slice(1, -1));
   const extra = [

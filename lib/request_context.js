@@ -83,11 +83,22 @@ function fieldEntries(fields) {
   return entries;
 }
 
+// Field names come back from Rust as new strings each time; every cache
+// holds the same few names, so share one copy of each (bounded, like the
+// Rust side's interning).
+const knownKeys = new Map();
+function sharedKey(key) {
+  const known = knownKeys.get(key);
+  if (known !== undefined) return known;
+  if (knownKeys.size < 4096) knownKeys.set(key, key);
+  return key;
+}
+
 // Exact size: push() would leave spare capacity in every open context.
 function flattenFields(entries) {
   const flat = new Array(entries.length * 2);
   for (let i = 0; i < entries.length; i++) {
-    flat[2 * i] = entries[i].key;
+    flat[2 * i] = sharedKey(entries[i].key);
     flat[2 * i + 1] = entries[i].value;
   }
   return flat;

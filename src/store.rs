@@ -48,8 +48,8 @@ pub struct Ended {
   pub status: String,
 }
 
-/// A field name. Names repeat across contexts (`userId`, `route`), so they
-/// are interned: every record shares one allocation per name.
+/// A field name (or a context name). Names repeat across contexts (`userId`,
+/// `GET /orders/:id`), so they are interned: records share one allocation.
 pub type Key = Arc<str>;
 
 static KEYS: LazyLock<DashSet<Key>> = LazyLock::new(DashSet::new);
@@ -95,7 +95,8 @@ pub struct Record {
   pub started_wall_ms: f64,
   pub started: Instant,
   pub ended: Option<Box<Ended>>,
-  pub name: Option<Box<str>>,
+  /// Interned: names are routes and job kinds, repeated across contexts.
+  pub name: Option<Key>,
   pub extras: Option<Box<Extras>>,
 }
 
@@ -180,7 +181,8 @@ pub struct Stats {
 }
 
 pub struct Store {
-  records: DashMap<u64, Record>,
+  // Boxed: the table's spare buckets then cost a pointer each, not a record.
+  records: DashMap<u64, Box<Record>>,
   next_id: AtomicU64,
   pub stats: Stats,
   limits: std::sync::RwLock<Limits>,
@@ -247,7 +249,7 @@ impl Store {
     self.stats.created.fetch_add(1, Ordering::Relaxed);
     self.open.fetch_add(1, Ordering::Relaxed);
     let id = record.id;
-    self.records.insert(id, record);
+    self.records.insert(id, Box::new(record));
     id
   }
 
@@ -311,7 +313,7 @@ impl Store {
       started_wall_ms: wall_ms_now(),
       started: now,
       ended: None,
-      name: opts.name.map(Into::into),
+      name: opts.name.as_deref().map(intern),
       extras: extras(None, tracestate, baggage, opts.deadline.map(|d| now + d)),
     };
     Ok(self.insert(record))
@@ -339,7 +341,7 @@ impl Store {
       started_wall_ms: wall_ms_now(),
       started: now,
       ended: None,
-      name: name.map(Into::into),
+      name: name.as_deref().map(intern),
       extras: extras(Some(parent), p.tracestate().to_owned(), p.baggage().to_vec(), deadline.map(|d| now + d)),
     };
     drop(p);
@@ -348,7 +350,7 @@ impl Store {
 
   #[cfg(test)]
   pub fn get(&self, id: u64) -> Result<Record, StoreError> {
-    self.records.get(&id).map(|r| r.clone()).ok_or(StoreError::NotFound(id))
+    self.records.get(&id).map(|r| (**r).clone()).ok_or(StoreError::NotFound(id))
   }
 
   pub fn with<R>(&self, id: u64, f: impl FnOnce(&Record) -> R) -> Result<R, StoreError> {
@@ -443,7 +445,7 @@ impl Store {
   pub fn attach(&self, id: u64) -> Result<Record, StoreError> {
     let mut r = self.records.get_mut(&id).ok_or(StoreError::NotFound(id))?;
     r.handles += 1;
-    Ok(r.clone())
+    Ok((**r).clone())
   }
 
   /// Drops one JS handle. The record goes once it has ended and no handle
@@ -482,12 +484,12 @@ impl Store {
       .records
       .iter()
       .filter(|r| r.ended.as_ref().is_some_and(|e| e.at.elapsed() >= grace))
-      .map(|r| r.clone())
+      .map(|r| (**r).clone())
       .collect()
   }
 
   pub fn in_flight(&self, limit: usize) -> Vec<Record> {
-    let mut open: Vec<Record> = self.records.iter().filter(|r| r.ended.is_none()).map(|r| r.clone()).collect();
+    let mut open: Vec<Record> = self.records.iter().filter(|r| r.ended.is_none()).map(|r| (**r).clone()).collect();
     open.sort_by_key(|r| r.started);
     open.truncate(limit);
     open

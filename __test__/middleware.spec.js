@@ -1,0 +1,265 @@
+'use strict';
+// The Express middleware (Express 4 and 5), the node:http wrapper, outgoing
+// propagation and the logger adapters, against real servers on loopback.
+const { describe, it, before, after } = require('node:test');
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const http = require('node:http');
+const os = require('node:os');
+const path = require('node:path');
+const { setTimeout: sleep } = require('node:timers/promises');
+const ambient = require('..');
+
+const { RequestContext, createLogger } = ambient;
+
+let fileNumber = 0;
+function tempLog() {
+  const file = path.join(os.tmpdir(), `ambient-mw-${process.pid}-${fileNumber++}.ndjson`);
+  return { file, logger: createLogger({ destination: file, level: 'debug' }) };
+}
+
+async function linesOf({ file, logger }) {
+  await logger.flush();
+  return fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+}
+
+function listen(server) {
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server.address().port)));
+}
+
+function request(port, { method = 'GET', path: urlPath = '/', headers = {}, body } = {}) {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, method, path: urlPath, headers, agent: false }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c) => { text += c; });
+      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: text }));
+    });
+    req.on('error', reject);
+    if (body !== undefined) req.write(body);
+    req.end();
+  });
+}
+
+for (const [label, expressModule] of [['Express 4', 'express4'], ['Express 5', 'express']]) {
+  describe(`middleware with ${label}`, () => {
+    const express = require(expressModule);
+    const bodyParser = require('body-parser');
+    const multer = require('multer');
+    let server;
+    let port;
+    let log;
+
+    before(async () => {
+      log = tempLog();
+      const app = express();
+      app.use(ambient.middleware({ logger: log.logger }));
+      app.use(bodyParser.json());
+      app.use(bodyParser.urlencoded({ extended: false }));
+      app.post('/json', (req, res) => res.json({ body: req.body, requestId: RequestContext.require().requestId }));
+      app.post('/form', (req, res) => res.json({ body: req.body, requestId: RequestContext.require().requestId }));
+      app.post('/upload', multer().single('file'), (req, res) => res.json({ size: req.file.size, name: req.body.name, requestId: RequestContext.require().requestId }));
+      app.get('/users/:id', async (req, res) => {
+        await sleep(Math.random() * 5);
+        RequestContext.require().set('userId', req.params.id);
+        log.logger.info('loading user');
+        res.send(`user ${req.params.id}`);
+      });
+      app.get('/fail', async (req, res, next) => {
+        await sleep(1);
+        next(new Error('database down'));
+      });
+      app.use(ambient.errorLogger({ logger: log.logger }));
+      // eslint-disable-next-line no-unused-vars
+      app.use((err, req, res, next) => res.status(500).send('failed'));
+      server = http.createServer(app);
+      port = await listen(server);
+    });
+
+    after(() => server.close());
+
+    it('uses a valid incoming request id and echoes it with a traceparent', async () => {
+      const res = await request(port, { path: '/users/7', headers: { 'x-request-id': 'abc-123', traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' } });
+      assert.equal(res.status, 200);
+      assert.equal(res.headers['x-request-id'], 'abc-123');
+      const tp = ambient.traceContext.parseTraceparent(res.headers.traceparent);
+      assert.equal(tp.traceId, '4bf92f3577b34da6a3ce929d0e0e4736', 'the incoming trace continues');
+      assert.notEqual(tp.parentId, '00f067aa0ba902b7');
+      const lines = (await linesOf(log)).filter((l) => l.requestId === 'abc-123');
+      const handlerLine = lines.find((l) => l.msg === 'loading user');
+      const completed = lines.find((l) => l.msg === 'request completed');
+      assert.equal(handlerLine.traceId, '4bf92f3577b34da6a3ce929d0e0e4736');
+      assert.equal(completed.userId, '7');
+      assert.equal(completed.method, 'GET');
+      assert.equal(completed.route, '/users/:id');
+      assert.equal(completed.url, '/users/7');
+      assert.equal(completed.status, 200);
+      assert.equal(completed.bytes, Buffer.byteLength('user 7'));
+      assert.ok(completed.durationMs >= 0);
+    });
+
+    it('replaces hostile request ids, never echoing or logging them', async () => {
+      const hostile = ['x'.repeat(129), 'has space', 'quote"and{json}\u0007', 'ünïcode'];
+      for (const value of hostile) {
+        const res = await request(port, { path: '/users/1', headers: { 'x-request-id': encodeURIComponent(value) === value ? value : value } }).catch(() => null);
+        if (res === null) continue; // a header Node itself refuses to send
+        assert.notEqual(res.headers['x-request-id'], value);
+        assert.match(res.headers['x-request-id'], /^[0-9a-f-]{36}$/);
+      }
+      const text = fs.readFileSync(log.file, 'utf8');
+      for (const value of hostile) assert.equal(text.includes(value), false, 'the raw value never reaches the log');
+      const reasons = (await linesOf(log)).filter((l) => l.msg === 'incoming request id replaced by a generated one');
+      assert.ok(reasons.length >= 2);
+      assert.ok(reasons.every((l) => typeof l.reason === 'string' && l.level === 20));
+    });
+
+    it('keeps the context in body parsers: json, urlencoded and multipart', async () => {
+      const json = await request(port, { method: 'POST', path: '/json', headers: { 'content-type': 'application/json', 'x-request-id': 'json-1' }, body: JSON.stringify({ a: 1 }) });
+      assert.deepEqual(JSON.parse(json.body), { body: { a: 1 }, requestId: 'json-1' });
+      const form = await request(port, { method: 'POST', path: '/form', headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-request-id': 'form-1' }, body: 'b=2' });
+      assert.deepEqual(JSON.parse(form.body), { body: { b: '2' }, requestId: 'form-1' });
+      const boundary = '----ambient';
+      const multipart = [
+        `--${boundary}`, 'Content-Disposition: form-data; name="name"', '', 'report', `--${boundary}`,
+        'Content-Disposition: form-data; name="file"; filename="a.txt"', 'Content-Type: text/plain', '', 'x'.repeat(5000), `--${boundary}--`, '',
+      ].join('\r\n');
+      const upload = await request(port, { method: 'POST', path: '/upload', headers: { 'content-type': `multipart/form-data; boundary=${boundary}`, 'x-request-id': 'upload-1' }, body: multipart });
+      assert.deepEqual(JSON.parse(upload.body), { size: 5000, name: 'report', requestId: 'upload-1' });
+    });
+
+    it('logs errors from async handlers with the request id', async () => {
+      const res = await request(port, { path: '/fail', headers: { 'x-request-id': 'fail-1' } });
+      assert.equal(res.status, 500);
+      const lines = (await linesOf(log)).filter((l) => l.requestId === 'fail-1');
+      const failed = lines.find((l) => l.msg === 'request failed');
+      assert.equal(failed.err.message, 'database down');
+      assert.equal(failed.level, 50);
+      const completed = lines.find((l) => l.msg === 'request completed');
+      assert.equal(completed.status, 500);
+      assert.equal(completed.err.message, 'database down');
+    });
+
+    it('isolates 200 concurrent requests', async () => {
+      const ids = Array.from({ length: 200 }, (_, i) => `c-${i}`);
+      const results = await Promise.all(ids.map((id, i) => request(port, { path: `/users/${i}`, headers: { 'x-request-id': id } })));
+      results.forEach((r, i) => assert.equal(r.headers['x-request-id'], ids[i]));
+      const lines = await linesOf(log);
+      for (let i = 0; i < ids.length; i++) {
+        const mine = lines.filter((l) => l.requestId === ids[i]);
+        assert.equal(mine.find((l) => l.msg === 'request completed').userId, String(i));
+        assert.equal(mine.find((l) => l.msg === 'loading user').requestId, ids[i]);
+      }
+    });
+  });
+}
+
+describe('aborted requests', () => {
+  it('are logged and ended when the client disconnects', async () => {
+    const log = tempLog();
+    const before = RequestContext.stats();
+    const server = http.createServer(ambient.wrapHandler(async (req, res) => {
+      await sleep(100);
+      res.end('too late');
+    }, { logger: log.logger }));
+    const port = await listen(server);
+    await new Promise((resolve) => {
+      const req = http.get({ host: '127.0.0.1', port, path: '/slow', headers: { 'x-request-id': 'gone-1' }, agent: false });
+      req.on('error', () => resolve());
+      setTimeout(() => req.destroy(), 20);
+    });
+    await sleep(150);
+    server.close();
+    const aborted = (await linesOf(log)).find((l) => l.requestId === 'gone-1');
+    assert.equal(aborted.msg, 'request aborted');
+    assert.equal(aborted.aborted, true);
+    assert.equal(aborted.level, 40);
+    assert.equal(RequestContext.stats().open, before.open);
+  });
+});
+
+describe('outgoing propagation', () => {
+  let downstream;
+  let downstreamPort;
+  const received = [];
+
+  before(async () => {
+    downstream = http.createServer((req, res) => {
+      received.push({ traceparent: req.headers.traceparent, requestId: req.headers['x-request-id'], tracestate: req.headers.tracestate });
+      res.end('ok');
+    });
+    downstreamPort = await listen(downstream);
+  });
+
+  after(() => {
+    ambient.disableOutgoingPropagation();
+    downstream.close();
+  });
+
+  it('http.request (Node 22.12+) and fetch carry traceparent (a child span) and x-request-id', async () => {
+    ambient.enableOutgoingPropagation();
+    received.length = 0;
+    const major = Number(process.versions.node.split('.')[0]);
+    assert.equal(ambient.httpPropagation, major >= 22);
+    const ctx = await RequestContext.run({ requestId: 'up-1', traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01', tracestate: 'rojo=1' }, async () => {
+      await request(downstreamPort, { path: '/via-http' });
+      await fetch(`http://127.0.0.1:${downstreamPort}/via-fetch`).then((r) => r.text());
+      return RequestContext.require();
+    });
+    assert.equal(received.length, 2);
+    if (!ambient.httpPropagation) {
+      // Node 20 publishes node:http requests only after their headers left.
+      assert.equal(received[0].traceparent, undefined);
+      received.shift();
+    }
+    for (const got of received) {
+      assert.equal(got.requestId, 'up-1');
+      assert.equal(got.tracestate, 'rojo=1');
+      const tp = ambient.traceContext.parseTraceparent(got.traceparent);
+      assert.equal(tp.traceId, '4bf92f3577b34da6a3ce929d0e0e4736');
+      assert.notEqual(tp.parentId, ctx.spanId, 'each outgoing call gets its own span');
+    }
+    if (received.length === 2) assert.notEqual(received[0].traceparent, received[1].traceparent);
+  });
+
+  it('adds nothing outside a context, under withoutPropagation, or to hosts off the allow-list', async () => {
+    received.length = 0;
+    ambient.enableOutgoingPropagation({ allowHosts: ['localhost'] });
+    await RequestContext.run(() => request(downstreamPort, { path: '/not-allowed' }));
+    ambient.enableOutgoingPropagation();
+    await request(downstreamPort, { path: '/no-context' });
+    await RequestContext.run(() => ambient.withoutPropagation(() => fetch(`http://127.0.0.1:${downstreamPort}/opted-out`).then((r) => r.text())));
+    assert.equal(received.length, 3);
+    assert.ok(received.every((r) => r.traceparent === undefined && r.requestId === undefined));
+  });
+});
+
+describe('adapters for pino and winston', () => {
+  it('pino mixin adds the context fields', async () => {
+    const pino = require('pino');
+    const chunks = [];
+    const logger = pino({ mixin: ambient.pinoMixin(), base: null }, { write: (s) => chunks.push(s) });
+    RequestContext.run({ requestId: 'pino-1', fields: { tenant: 'acme' } }, () => logger.info('hello'));
+    logger.info('outside');
+    const [inside, outside] = chunks.map((c) => JSON.parse(c));
+    assert.equal(inside.requestId, 'pino-1');
+    assert.match(inside.traceId, /^[0-9a-f]{32}$/);
+    assert.equal(inside.tenant, 'acme');
+    assert.equal(outside.requestId, undefined);
+  });
+
+  it('winston format adds the context fields', async () => {
+    const winston = require('winston');
+    const { Writable } = require('node:stream');
+    const chunks = [];
+    const logger = winston.createLogger({
+      format: winston.format.combine(ambient.winstonFormat(), winston.format.json()),
+      transports: [new winston.transports.Stream({ stream: new Writable({ write(c, e, cb) { chunks.push(String(c)); cb(); } }) })],
+    });
+    RequestContext.run({ requestId: 'winston-1', fields: { tenant: 'acme' } }, () => logger.info('hello'));
+    await sleep(10);
+    const line = JSON.parse(chunks[0]);
+    assert.equal(line.requestId, 'winston-1');
+    assert.equal(line.tenant, 'acme');
+    assert.equal(line.message, 'hello');
+  });
+});

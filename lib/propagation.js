@@ -1,0 +1,94 @@
+'use strict';
+// Outgoing propagation: requests made inside a request context, with
+// node:http/https or the global fetch, carry `traceparent` (a new child span),
+// `tracestate` and the request id. Hooked through diagnostics_channel, the
+// channels Node and undici publish for every outgoing request, so no user
+// code or module is patched.
+//
+// node:http publishes `http.client.request.created` before the headers are
+// sent from Node 22.12 on; Node 20 only has `http.client.request.start`,
+// which comes after they were written, so there node:http requests are not
+// propagated automatically (fetch is). `httpPropagation` tells which.
+const dc = require('node:diagnostics_channel');
+const { AsyncLocalStorage } = require('./async_local_storage');
+const { RequestContext } = require('./request_context');
+const { invalidArgValue, validateObject } = require('./errors');
+
+// Whether this Node publishes node:http requests before their headers go out.
+const httpPropagation = (() => {
+  const [major, minor] = process.versions.node.split('.').map(Number);
+  return major > 22 || (major === 22 && minor >= 12);
+})();
+
+const suppressed = new AsyncLocalStorage({ name: 'ambient.propagation.suppressed', defaultValue: false });
+let active;
+
+function hostAllowed(allow, host) {
+  if (allow === undefined) return true;
+  if (typeof allow === 'function') return Boolean(allow(host));
+  return allow.some((rule) => (typeof rule === 'string' ? rule === host : rule.test(host)));
+}
+
+function headersFor(ctx, requestIdHeader) {
+  const headers = [['traceparent', ctx.outgoingTraceparent()], [requestIdHeader, ctx.requestId]];
+  const tracestate = ctx.tracestate;
+  if (tracestate !== '') headers.push(['tracestate', tracestate]);
+  return headers;
+}
+
+/**
+ * Starts adding the headers to outgoing requests. Options: requestIdHeader
+ * ('x-request-id'), allowHosts (host names, RegExps, or a function of the
+ * host; default every host). Returns a function that stops it.
+ */
+function enableOutgoingPropagation(options = {}) {
+  validateObject(options, 'options');
+  const requestIdHeader = (options.requestIdHeader ?? 'x-request-id').toLowerCase();
+  const allow = options.allowHosts;
+  if (allow !== undefined && typeof allow !== 'function' && !Array.isArray(allow)) {
+    throw invalidArgValue('options.allowHosts', allow, 'must be an array of host names and RegExps, or a function');
+  }
+  disableOutgoingPropagation();
+
+  const onHttp = ({ request }) => {
+    const ctx = RequestContext.current();
+    if (ctx === undefined || suppressed.getStore() || request.headersSent) return;
+    const host = (request.host ?? request.getHeader('host') ?? '').replace(/:\d+$/, '');
+    if (!hostAllowed(allow, host)) return;
+    for (const [name, value] of headersFor(ctx, requestIdHeader)) {
+      if (!request.hasHeader(name)) request.setHeader(name, value);
+    }
+  };
+  const onFetch = ({ request }) => {
+    const ctx = RequestContext.current();
+    if (ctx === undefined || suppressed.getStore()) return;
+    let host;
+    try {
+      host = new URL(request.origin).hostname;
+    } catch {
+      return;
+    }
+    if (!hostAllowed(allow, host)) return;
+    for (const [name, value] of headersFor(ctx, requestIdHeader)) request.addHeader(name, value);
+  };
+  if (httpPropagation) dc.subscribe('http.client.request.created', onHttp);
+  dc.subscribe('undici:request:create', onFetch);
+  active = () => {
+    if (httpPropagation) dc.unsubscribe('http.client.request.created', onHttp);
+    dc.unsubscribe('undici:request:create', onFetch);
+  };
+  return disableOutgoingPropagation;
+}
+
+function disableOutgoingPropagation() {
+  if (active === undefined) return;
+  active();
+  active = undefined;
+}
+
+/** Runs fn with no propagation headers added to the requests it makes. */
+function withoutPropagation(fn, ...args) {
+  return suppressed.run(true, fn, ...args);
+}
+
+module.exports = { enableOutgoingPropagation, disableOutgoingPropagation, withoutPropagation, httpPropagation };
