@@ -269,5 +269,107 @@ export declare const traceContext: {
 /** A new request id: a time-ordered UUIDv7. */
 export declare function newRequestId(): string
 
+export type LevelName = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal'
+
+export interface LoggerOptions {
+  /** Lowest level written. Default 'info'; 'silent' writes nothing. */
+  level?: LevelName | 'silent'
+  /** Written as `name` on every line. */
+  name?: string
+  /** 'stdout' (default), 'stderr', 1, 2, a file path or { path }. */
+  destination?: 'stdout' | 'stderr' | 1 | 2 | string | { path: string }
+  /** Write on the calling thread instead of the writer thread. Default false. */
+  sync?: boolean
+  /** When the buffer is full: 'block' (default) waits for room, 'drop' drops the line and counts it. */
+  whenFull?: 'block' | 'drop'
+  /** Bytes that may wait for the writer thread. Default 4 MiB. */
+  bufferBytes?: number
+  /** Dotted paths to replace with "[Redacted]"; `*` matches any key or index. */
+  redact?: string[]
+  /** One readable line per entry for development terminals, instead of JSON. */
+  pretty?: boolean
+  /** Fields on every line. Default { pid, hostname }; null for none. */
+  base?: Record<string, unknown> | null
+  /** Called when a line is dropped (whenFull: 'drop'). */
+  onDropped?: () => void
+}
+
+type LogFn = {
+  (msg: string, ...args: unknown[]): void
+  (obj: object | Error, msg?: string, ...args: unknown[]): void
+}
+
+/**
+ * A pino-compatible JSON logger: one object per line with numeric `level`,
+ * `time` and `msg`, plus the current request context's requestId, traceId,
+ * spanId and fields.
+ */
+export interface Logger {
+  level: LevelName | 'silent'
+  trace: LogFn
+  debug: LogFn
+  info: LogFn
+  warn: LogFn
+  error: LogFn
+  fatal: LogFn
+  isLevelEnabled(level: LevelName): boolean
+  /** A logger whose lines also carry `bindings`; shares the destination. */
+  child(bindings: Record<string, unknown>, options?: { level?: LevelName | 'silent' }): Logger
+  /** Resolves once every line logged so far is written. */
+  flush(): Promise<void>
+  /** Blocks until every line logged so far is written. */
+  flushSync(): void
+  /** Lines dropped because the buffer was full. */
+  readonly dropped: number
+}
+
+export declare function createLogger(options?: LoggerOptions): Logger
+export declare const levels: Readonly<Record<LevelName, number>>
+
+export interface MiddlewareOptions {
+  /** Default: a new `createLogger()`. */
+  logger?: Logger
+  /** Header carrying the request id. Default 'x-request-id'. */
+  requestIdHeader?: string
+  /** Echo the request id and traceparent on the response. Default true. */
+  echoHeaders?: boolean
+  /** Also log a 'request started' line. Default false. */
+  logStart?: boolean
+  /** Level of the 'request completed' line. Default 'info'. */
+  level?: LevelName
+  completedMessage?: string
+}
+
+type RequestHandler = (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse, next: (err?: unknown) => void) => void
+
+/** Express (4 and 5) middleware: one request context per request, logged when it completes. */
+export declare function middleware(options?: MiddlewareOptions): RequestHandler
+/** Express error middleware: logs the error in the request's context and passes it on. */
+export declare function errorLogger(options?: { logger?: Logger }): (err: unknown, req: unknown, res: unknown, next: (err?: unknown) => void) => void
+/** The same per-request context for a plain node:http handler. */
+export declare function wrapHandler<H extends (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => unknown>(handler: H, options?: MiddlewareOptions): (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => void
+
+export interface PropagationOptions {
+  /** Default 'x-request-id'. */
+  requestIdHeader?: string
+  /** Only these hosts get the headers (names, RegExps, or a function of the host). Default: all. */
+  allowHosts?: Array<string | RegExp> | ((host: string) => boolean)
+}
+
+/** Outgoing http (Node 22.12+) and fetch requests made in a context carry traceparent and the request id. Returns a function that stops it. */
+export declare function enableOutgoingPropagation(options?: PropagationOptions): () => void
+export declare function disableOutgoingPropagation(): void
+/** Runs fn without adding propagation headers to the requests it makes. */
+export declare function withoutPropagation<R, TArgs extends any[]>(fn: (...args: TArgs) => R, ...args: TArgs): R
+/** Whether node:http requests are propagated on this Node (22.12+); fetch always is. */
+export declare const httpPropagation: boolean
+
+/** The current context's ids and fields ({} outside a context). */
+export declare function contextFields(): Record<string, FieldValue>
+/** For pino: `pino({ mixin: pinoMixin() })`. */
+export declare function pinoMixin(): () => Record<string, FieldValue>
+/** For winston: `format.combine(winstonFormat(), format.json())`. */
+export declare function winstonFormat(): { transform(info: Record<string, unknown>): Record<string, unknown> }
+
 /** The version of the compiled Rust addon; equals the package version. */
 export declare function nativeVersion(): string

@@ -60,3 +60,21 @@ const isDeadline = (e: unknown) => e instanceof DeadlineExceededError
 // @ts-expect-error field values are primitives only
 RequestContext.begin().set('obj', { a: 1 })
 export { total, handler, parsed, stats, isDeadline, newId }
+
+import { createLogger, middleware, errorLogger, wrapHandler, enableOutgoingPropagation, withoutPropagation, pinoMixin, winstonFormat } from '../..'
+
+const logger = createLogger({ level: 'debug', destination: 'stderr', redact: ['password'], whenFull: 'drop' })
+logger.info('hello %s', 'world')
+logger.error(new Error('boom'))
+logger.child({ component: 'db' }).warn({ rows: 1 }, 'slow')
+const flushed: Promise<void> = logger.flush()
+const mw = middleware({ logger, requestIdHeader: 'x-correlation-id' })
+const errs = errorLogger({ logger })
+const httpHandler = wrapHandler((req, res) => { res.end("ok") })
+const stop: () => void = enableOutgoingPropagation({ allowHosts: [/\.internal$/] })
+withoutPropagation(() => 1)
+const mixin = pinoMixin()
+const format = winstonFormat()
+// @ts-expect-error not a level
+createLogger({ level: 'loud' })
+export { flushed, mw, errs, httpHandler, stop, mixin, format }

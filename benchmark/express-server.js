@@ -1,0 +1,68 @@
+'use strict';
+// One Express hello-world server for the throughput benchmark, with the
+// request logging of one variant; every variant that logs writes one line
+// per request to /dev/null. Prints the port once listening.
+// Usage: node express-server.js <variant>
+const fs = require('node:fs');
+const { randomUUID } = require('node:crypto');
+const express = require('express');
+
+const variant = process.argv[2];
+const app = express();
+const devNull = () => fs.createWriteStream('/dev/null');
+
+const setups = {
+  bare() {},
+  ambient() {
+    const ambient = require('..');
+    app.use(ambient.middleware({ logger: ambient.createLogger({ destination: '/dev/null' }) }));
+  },
+  'pino-http'() {
+    const pino = require('pino');
+    const pinoHttp = require('pino-http');
+    app.use(pinoHttp({
+      logger: pino(pino.destination({ dest: '/dev/null', sync: false })),
+      genReqId: (req, res) => {
+        const id = req.headers['x-request-id'] ?? randomUUID();
+        res.setHeader('x-request-id', id);
+        return id;
+      },
+    }));
+  },
+  'cls-rtracer + pino'() {
+    const rTracer = require('cls-rtracer');
+    const pino = require('pino');
+    const log = pino({ mixin: () => ({ requestId: rTracer.id() }) }, pino.destination({ dest: '/dev/null', sync: false }));
+    app.use(rTracer.expressMiddleware({ echoHeader: true, useHeader: true }));
+    app.use((req, res, next) => {
+      const start = process.hrtime.bigint();
+      res.on('finish', () => log.info({ method: req.method, url: req.url, status: res.statusCode, durationMs: Number(process.hrtime.bigint() - start) / 1e6 }, 'request completed'));
+      next();
+    });
+  },
+  'express-http-context + winston'() {
+    const httpContext = require('express-http-context');
+    const winston = require('winston');
+    const log = winston.createLogger({
+      format: winston.format.combine(winston.format((info) => Object.assign(info, { requestId: httpContext.get('requestId') }))(), winston.format.json()),
+      transports: [new winston.transports.Stream({ stream: devNull() })],
+    });
+    app.use(httpContext.middleware);
+    app.use((req, res, next) => {
+      const id = req.headers['x-request-id'] ?? randomUUID();
+      httpContext.set('requestId', id);
+      res.setHeader('x-request-id', id);
+      const start = process.hrtime.bigint();
+      res.on('finish', () => log.info('request completed', { method: req.method, url: req.url, status: res.statusCode, durationMs: Number(process.hrtime.bigint() - start) / 1e6 }));
+      next();
+    });
+  },
+  morgan() {
+    const morgan = require('morgan');
+    app.use(morgan('combined', { stream: devNull() }));
+  },
+};
+
+setups[variant]();
+app.get('/', (req, res) => res.send('hello world'));
+const server = app.listen(0, '127.0.0.1', () => process.stdout.write(`${server.address().port}\n`));
