@@ -57,6 +57,23 @@ const setups = {
       next();
     });
   },
+  // Diagnostic variants: where the middleware's cost goes.
+  'ambient-no-echo'() {
+    const ambient = require('..');
+    app.use(ambient.middleware({ logger: ambient.createLogger({ destination: '/dev/null' }), echoHeaders: false }));
+  },
+  'ambient-no-log'() {
+    const ambient = require('..');
+    app.use(ambient.middleware({ logger: ambient.createLogger({ destination: '/dev/null', level: 'silent' }) }));
+  },
+  'context-only'() {
+    const { RequestContext } = require('..');
+    app.use((req, res, next) => {
+      const ctx = RequestContext.begin();
+      res.on('finish', () => ctx.end());
+      ctx.run(next);
+    });
+  },
   morgan() {
     const morgan = require('morgan');
     app.use(morgan('combined', { stream: devNull() }));

@@ -3,10 +3,11 @@
 // ambient's middleware and the peers, each server a fresh process, the
 // variants alternating within each round. Reports the median req/s and the
 // overhead (1 - req/s / bare req/s).
-// Usage: node benchmark/express.js [--rounds N] [--seconds S] [--connections C]
+// Usage: node benchmark/express.js [--rounds N] [--seconds S] [--connections C] [--json out.json]
 const { spawn } = require('node:child_process');
 const path = require('node:path');
 const autocannon = require('autocannon');
+const fs = require('node:fs');
 const { median } = require('./harness');
 
 const args = process.argv.slice(2);
@@ -14,6 +15,7 @@ const option = (name, fallback) => (args.includes(name) ? Number(args[args.index
 const rounds = option('--rounds', 5);
 const seconds = option('--seconds', 8);
 const connections = option('--connections', 50);
+const jsonOut = args.includes('--json') ? args[args.indexOf('--json') + 1] : null;
 const variants = ['bare', 'ambient', 'pino-http', 'cls-rtracer + pino', 'express-http-context + winston', 'morgan'];
 
 function startServer(variant) {
@@ -55,5 +57,9 @@ async function main() {
   }
   console.log('');
   console.log(`raw: ${JSON.stringify(samples)}`);
+  if (jsonOut) {
+    const rows = variants.map((variant) => ({ variant, rps: median(samples[variant]), overhead: variant === 'bare' ? 0 : 1 - median(samples[variant]) / bare }));
+    fs.writeFileSync(jsonOut, JSON.stringify({ node: process.version, connections, seconds, rounds, results: rows, samples }, null, 2));
+  }
 }
 main();

@@ -29,17 +29,25 @@ async function pinoRun() {
   // The same four context fields, from a native store through pino's mixin.
   const store = new AsyncLocalStorage();
   const dest = pino.destination({ dest: destination, sync: false, minLength: 4096 });
+  // The file opens asynchronously; 'ready' may have fired already.
+  if (dest.fd < 0) await new Promise((resolve) => dest.once('ready', resolve));
   const log = pino({ mixin: () => store.getStore() }, dest);
   const ctx = { requestId: 'req-1', traceId: '4bf92f3577b34da6a3ce929d0e0e4736', spanId: '00f067aa0ba902b7', ...fields };
   const loop = (n) => store.run(ctx, () => {
     for (let i = 0; i < n; i++) log.info('request handled');
   });
-  const flush = () => new Promise((resolve, reject) => dest.flush((err) => (err ? reject(err) : resolve())));
+  // Waits until sonic-boom has written everything it buffered (flush()
+  // would also fsync, which /dev/null refuses; flushSync() can hang while an
+  // asynchronous write is in flight).
+  const drained = () => new Promise((resolve) => {
+    const check = () => (dest._writing || dest._len > 0 ? setTimeout(check, 1) : resolve());
+    check();
+  });
   loop(10_000);
-  await flush();
+  await drained();
   const start = process.hrtime.bigint();
   loop(lines);
-  await flush();
+  await drained();
   return Number(process.hrtime.bigint() - start);
 }
 

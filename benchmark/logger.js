@@ -1,14 +1,14 @@
 'use strict';
 // Logger throughput: ambient against pino, same message and context fields,
 // to /dev/null and to a file, medians of ROUNDS fresh-process runs with the
-// variants alternating. Usage: node benchmark/logger.js [--rounds N]
+// variants alternating. Usage: node benchmark/logger.js [--rounds N] [--node path ...] [--json out.json]
 const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const { median, parseArgs } = require('./harness');
 
-const { rounds, nodes } = parseArgs(process.argv.slice(2));
+const { rounds, nodes, jsonOut } = parseArgs(process.argv.slice(2));
 const file = path.join(os.tmpdir(), `ambient-logger-bench-${process.pid}.log`);
 const results = [];
 for (const node of nodes) {
@@ -33,3 +33,4 @@ console.log('|---|---|---:|---:|---:|');
 for (const r of results) {
   console.log(`| ${r.node} | ${r.destination} | ${Math.round(r.ambient).toLocaleString('en-US')} | ${Math.round(r.pino).toLocaleString('en-US')} | ${r.ratio.toFixed(2)}× |`);
 }
+if (jsonOut) fs.writeFileSync(jsonOut, JSON.stringify({ rounds, results }, null, 2));

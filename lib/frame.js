@@ -195,7 +195,18 @@ function clearInCurrentFrame(owner, index) {
   }
 }
 
+// fn, bound to the current frame: it runs with the ambient variables that
+// are current now (a closure, no AsyncResource). Snapshot.wrap without the
+// checks, for hot paths.
+function runsInCurrentFrame(fn) {
+  const frame = currentFrame();
+  return function inFrame(...args) {
+    return runInFrame(frame, fn, this, args);
+  };
+}
+
 module.exports = {
+  runsInCurrentFrame,
   allocateIndex,
   currentFrame,
   valueIn,

@@ -2,30 +2,65 @@
 // Request middleware for Express 4/5 and plain node:http: one request context
 // per request, its ids echoed on the response, req/res listeners bound to it,
 // and one "request completed" line logged inside it.
-const { AsyncLocalStorage } = require('./async_local_storage');
+const http = require('node:http');
 const { RequestContext, isValidRequestId } = require('./request_context');
+const { runsInCurrentFrame } = require('./frame');
 const { createLogger } = require('./logger');
 const { invalidArgValue, validateFunction, validateObject } = require('./errors');
 
-// Listeners for these run in the context they were added in, so body parsers
-// and handlers that wait for 'end' or 'finish' keep the request's context
-// (Node runs socket events in the context of the server's listen()).
+// Listeners for these run in the async context they were added in, so body
+// parsers and handlers waiting for 'end' or 'finish' keep the request's
+// context (Node emits socket events in the context of the server's
+// listen()). The hook sits on the prototypes, installed once: patching each
+// request's own methods would give every req/res object a new shape and
+// slow down all of Node's code that touches them. It binds only listeners
+// added while a request context is current, to ambient's frame, which is a
+// closure, not an AsyncResource per listener.
 const BOUND_EVENTS = new Set(['data', 'end', 'finish', 'close', 'error', 'readable', 'aborted']);
-const ADD_METHODS = ['on', 'addListener', 'once', 'prependListener', 'prependOnceListener'];
+let listenersHooked = false;
 
-function bindEmitterListeners(emitter) {
-  for (const method of ADD_METHODS) {
-    const add = emitter[method];
-    emitter[method] = function addBound(event, listener) {
-      if (typeof listener === 'function' && BOUND_EVENTS.has(event)) {
-        const bound = AsyncLocalStorage.bind(listener);
-        // removeListener(original) still finds it, as it does for once().
-        bound.listener = listener;
-        return add.call(this, event, bound);
-      }
-      return add.call(this, event, listener);
-    };
+function hookListeners() {
+  if (listenersHooked) return;
+  listenersHooked = true;
+  for (const proto of [http.IncomingMessage.prototype, http.ServerResponse.prototype]) {
+    for (const method of ['on', 'addListener', 'prependListener']) {
+      const add = proto[method];
+      proto[method] = function addInRequestContext(event, listener) {
+        if (typeof listener === 'function' && BOUND_EVENTS.has(event) && RequestContext.current() !== undefined) {
+          const bound = runsInCurrentFrame(listener);
+          // removeListener(original) still finds it, as it does for once().
+          bound.listener = listener;
+          return add.call(this, event, bound);
+        }
+        return add.call(this, event, listener);
+      };
+    }
   }
+}
+
+// Body bytes per response, counted by a prototype hook like the listeners:
+// content-length is often absent (streams, chunked responses).
+const bodyBytes = new WeakMap();
+let bytesHooked = false;
+
+function hookByteCount() {
+  if (bytesHooked) return;
+  bytesHooked = true;
+  const proto = http.ServerResponse.prototype;
+  const { write, end } = proto;
+  const add = (res, chunk, encoding) => {
+    const count = bodyBytes.get(res);
+    if (count === undefined || chunk == null || typeof chunk === 'function') return;
+    bodyBytes.set(res, count + (typeof chunk === 'string' ? Buffer.byteLength(chunk, typeof encoding === 'string' ? encoding : 'utf8') : chunk.length));
+  };
+  proto.write = function countedWrite(chunk, encoding, cb) {
+    add(this, chunk, encoding);
+    return write.call(this, chunk, encoding, cb);
+  };
+  proto.end = function countedEnd(chunk, encoding, cb) {
+    add(this, chunk, encoding);
+    return end.call(this, chunk, encoding, cb);
+  };
 }
 
 // Why a request id header was not used. Never the value itself: it may be
@@ -39,25 +74,6 @@ function requestIdProblem(raw) {
 
 function headerString(value) {
   return typeof value === 'string' ? value : undefined;
-}
-
-// Counts the body bytes a response writes (content-length is often absent).
-function countBytes(res) {
-  const state = { bytes: 0 };
-  const { write, end } = res;
-  const add = (chunk, encoding) => {
-    if (chunk == null || typeof chunk === 'function') return;
-    state.bytes += typeof chunk === 'string' ? Buffer.byteLength(chunk, typeof encoding === 'string' ? encoding : 'utf8') : chunk.length;
-  };
-  res.write = function countedWrite(chunk, encoding, cb) {
-    add(chunk, encoding);
-    return write.call(this, chunk, encoding, cb);
-  };
-  res.end = function countedEnd(chunk, encoding, cb) {
-    add(chunk, encoding);
-    return end.call(this, chunk, encoding, cb);
-  };
-  return state;
 }
 
 function routeOf(req) {
@@ -80,6 +96,8 @@ function ambientMiddleware(options = {}) {
   const level = options.level ?? 'info';
   const completedMessage = options.completedMessage ?? 'request completed';
   if (typeof log[level] !== 'function') throw invalidArgValue('options.level', level, 'is not a level of the logger');
+  hookListeners();
+  hookByteCount();
 
   return function ambientRequestContext(req, res, next) {
     const started = process.hrtime.bigint();
@@ -102,7 +120,7 @@ function ambientMiddleware(options = {}) {
       res.setHeader(header, ids.requestId);
       res.setHeader('traceparent', `00-${ids.traceId}-${ids.spanId}-${ids.traceFlags.toString(16).padStart(2, '0')}`);
     }
-    const written = countBytes(res);
+    bodyBytes.set(res, 0);
     let done = false;
     const finish = (aborted) => {
       if (done) return;
@@ -114,7 +132,7 @@ function ambientMiddleware(options = {}) {
         url: req.originalUrl ?? req.url,
         status: aborted ? undefined : res.statusCode,
         durationMs: Math.round(durationMs * 1000) / 1000,
-        bytes: written.bytes,
+        bytes: bodyBytes.get(res),
       };
       if (res.locals?.ambientError) line.err = res.locals.ambientError;
       if (aborted) log.warn({ ...line, aborted: true }, 'request aborted');
@@ -122,8 +140,6 @@ function ambientMiddleware(options = {}) {
       ctx.end(aborted ? 'aborted' : res.statusCode >= 500 ? 'error' : 'ok');
     };
     ctx.run(() => {
-      bindEmitterListeners(req);
-      bindEmitterListeners(res);
       res.on('finish', () => finish(false));
       res.on('close', () => finish(!res.writableFinished));
       if (rejected !== undefined) log.debug({ reason: rejected }, 'incoming request id replaced by a generated one');

@@ -111,10 +111,15 @@ impl Writer {
       }
       s = self.progress.wait(s).unwrap_or_else(|e| e.into_inner());
     }
+    // Only a push into an empty buffer can find the writer asleep; waking it
+    // for every line would cost a system call per line.
+    let was_empty = s.pending.is_empty();
     s.pending.extend_from_slice(line);
     s.accepted += 1;
     drop(s);
-    self.work.notify_one();
+    if was_empty {
+      self.work.notify_one();
+    }
     true
   }
 
