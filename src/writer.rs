@@ -3,12 +3,22 @@
 //! happens when the buffer is full is the caller's choice: block until there
 //! is room, or drop the line and count it. `flush` waits until every line
 //! accepted so far has reached the destination.
+//!
+//! Waking the thread is a system call, so a push does not wake it per line:
+//! only the first line into an empty buffer does, and the thread then
+//! lingers up to `LINGER` for more, unless `WAKE_BYTES` gather first or a
+//! flush asks. Lines are thus written within `LINGER`, in batches; exit paths
+//! flush.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
+use std::time::Duration;
+
+const WAKE_BYTES: usize = 32 * 1024;
+const LINGER: Duration = Duration::from_millis(10);
 
 pub enum Sink {
   Stdout,
@@ -111,13 +121,16 @@ impl Writer {
       }
       s = self.progress.wait(s).unwrap_or_else(|e| e.into_inner());
     }
-    // Only a push into an empty buffer can find the writer asleep; waking it
-    // for every line would cost a system call per line.
-    let was_empty = s.pending.is_empty();
+    let before = s.pending.len();
     s.pending.extend_from_slice(line);
     s.accepted += 1;
+    let threshold = WAKE_BYTES.min(self.capacity / 2);
+    // An empty buffer may mean the thread sleeps with no timeout: wake it
+    // (it then lingers to gather more). Otherwise wake it only when enough
+    // has gathered.
+    let wake = before == 0 || (before < threshold && s.pending.len() >= threshold);
     drop(s);
-    if was_empty {
+    if wake {
       self.work.notify_one();
     }
     true
@@ -136,6 +149,9 @@ impl Writer {
   pub fn flush(&self) -> Option<String> {
     let mut s = self.lock();
     let target = s.accepted;
+    if s.written < target {
+      self.work.notify_one();
+    }
     while s.written < target && !s.closed {
       s = self.progress.wait(s).unwrap_or_else(|e| e.into_inner());
     }
@@ -160,6 +176,11 @@ impl Writer {
         let mut s = self.lock();
         while s.pending.is_empty() && !s.closed {
           s = self.work.wait(s).unwrap_or_else(|e| e.into_inner());
+        }
+        // A little more may be on its way: let it gather, unless a flush or
+        // a full-enough buffer woke us.
+        if !s.closed && s.pending.len() < WAKE_BYTES.min(self.capacity / 2) {
+          s = self.work.wait_timeout(s, LINGER).unwrap_or_else(|e| e.into_inner()).0;
         }
         std::mem::swap(&mut batch, &mut s.pending);
         (s.accepted, s.closed)
