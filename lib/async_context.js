@@ -2,7 +2,7 @@
 // The TC39 AsyncContext API (Stage 2): Variable and Snapshot. Variables share
 // the frame with ambient's AsyncLocalStorage instances, so a Snapshot captures
 // both and one propagated store carries all of them.
-const { allocateIndex, currentFrame, valueIn, withValue, runInFrame } = require('./frame');
+const { allocateIndex, currentFrame, valueIn, withValue, runInFrame, runsInCurrentFrame } = require('./frame');
 const { validateFunction } = require('./errors');
 
 class Variable {
@@ -45,10 +45,7 @@ class Snapshot {
 
   static wrap(fn) {
     validateFunction(fn, 'fn');
-    const frame = currentFrame();
-    function wrapped(...args) {
-      return runInFrame(frame, fn, this, args);
-    }
+    const wrapped = runsInCurrentFrame(fn);
     Object.defineProperty(wrapped, 'name', { value: `wrapped ${fn.name}`, configurable: true });
     Object.defineProperty(wrapped, 'length', { value: fn.length, configurable: true });
     return wrapped;

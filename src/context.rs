@@ -91,8 +91,7 @@ pub struct ContextInfo {
   pub started_at: f64,
   pub ended: bool,
   pub fields: Vec<FieldEntry>,
-  /// The version slot of this record in `contextVersions()`, and its value.
-  pub version_slot: u32,
+  /// The record's version counter (`contextVersions()` at slot id & 0xffff).
   pub version: u32,
 }
 
@@ -120,7 +119,6 @@ fn info(r: &Record) -> ContextInfo {
     started_at: r.started_wall_ms,
     ended: r.ended.is_some(),
     fields: r.fields.iter().map(|(k, v)| FieldEntry { key: k.to_string(), value: to_js(v) }).collect(),
-    version_slot: (r.id as usize & (VERSION_SLOTS - 1)) as u32,
     version: STORE.version_of(r.id),
   }
 }

@@ -32,7 +32,6 @@ struct State {
   due: HashMap<u64, Due>,
   handlers: HashMap<u64, ScopedCallback>,
   next_timer: u64,
-  fired: u64,
 }
 
 struct Watchdog {
@@ -74,7 +73,6 @@ impl Watchdog {
               Due::Deadline(id) => s.handlers.remove(id),
               _ => None,
             };
-            s.fired += 1;
             drop(s);
             fire(due, handler);
             s = self.lock();
@@ -142,12 +140,6 @@ pub fn context_on_deadline(env: Env, id: f64, handler: Function<'_, Unknown<'_>,
   }
   WATCHDOG.schedule(at, id, Due::Deadline(id));
   Ok(())
-}
-
-/// How many deadlines and timers the watchdog has fired.
-#[napi(catch_unwind)]
-pub fn watchdog_fired() -> f64 {
-  WATCHDOG.lock().fired as f64
 }
 
 fn after(delay_ms: f64) -> Instant {
