@@ -66,6 +66,23 @@ const setups = {
     const ambient = require('..');
     app.use(ambient.middleware({ logger: ambient.createLogger({ destination: '/dev/null', level: 'silent' }) }));
   },
+  'native-als-only'() {
+    const { AsyncLocalStorage } = require('node:async_hooks');
+    const als = new AsyncLocalStorage();
+    app.use((req, res, next) => als.run({ id: 1 }, next));
+  },
+  'begin-end-only'() {
+    const { RequestContext } = require('..');
+    app.use((req, res, next) => {
+      RequestContext.begin().end();
+      next();
+    });
+  },
+  'run-only'() {
+    const { RequestContext } = require('..');
+    const ctx = RequestContext.begin();
+    app.use((req, res, next) => ctx.run(next));
+  },
   'context-only'() {
     const { RequestContext } = require('..');
     app.use((req, res, next) => {
@@ -81,5 +98,7 @@ const setups = {
 };
 
 setups[variant]();
+// Exit cleanly on SIGINT, so `node --cpu-prof` can write its profile.
+process.once('SIGINT', () => process.exit(0));
 app.get('/', (req, res) => res.send('hello world'));
 const server = app.listen(0, '127.0.0.1', () => process.stdout.write(`${server.address().port}\n`));
