@@ -3,7 +3,7 @@
 // ambient's middleware and the peers, each server a fresh process, the
 // variants alternating within each round. Reports the median req/s and the
 // overhead (1 - req/s / bare req/s).
-// Usage: node benchmark/express.js [--rounds N] [--seconds S] [--connections C] [--json out.json]
+// Usage: node benchmark/express.js [--rounds N] [--seconds S] [--connections C] [--variants a,b] [--json out.json]
 const { spawn } = require('node:child_process');
 const path = require('node:path');
 const autocannon = require('autocannon');
@@ -16,7 +16,10 @@ const rounds = option('--rounds', 5);
 const seconds = option('--seconds', 8);
 const connections = option('--connections', 50);
 const jsonOut = args.includes('--json') ? args[args.indexOf('--json') + 1] : null;
-const variants = ['bare', 'ambient', 'pino-http', 'cls-rtracer + pino', 'express-http-context + winston', 'morgan'];
+// --variants a,b,c picks others, e.g. the diagnostic ones in express-server.js.
+const variants = args.includes('--variants') ?
+  args[args.indexOf('--variants') + 1].split(',') :
+  ['bare', 'ambient', 'pino-http', 'cls-rtracer + pino', 'express-http-context + winston', 'morgan'];
 
 function startServer(variant) {
   return new Promise((resolve, reject) => {
