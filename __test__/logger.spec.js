@@ -84,6 +84,35 @@ describe('line format', () => {
   });
 });
 
+describe('use after end', () => {
+  it('a line logged in an ended context is written, counted, and warned about once', async () => {
+    const { file, log } = logTo();
+    const warnings = [];
+    const onWarning = (w) => { if (w.code === 'AMBIENT_USE_AFTER_END') warnings.push(w); };
+    process.on('warning', onWarning);
+    try {
+      const before = RequestContext.stats().useAfterEnd;
+      let ctx;
+      await RequestContext.run({ requestId: 'late-1' }, async () => {
+        ctx = RequestContext.require();
+        setImmediate(() => {
+          log.info('after the end');
+          log.info('again');
+        });
+      });
+      assert.equal(ctx.ended, true);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      await log.flush();
+      const lines = readLines(file);
+      assert.deepEqual(lines.map((l) => [l.requestId, l.msg]), [['late-1', 'after the end'], ['late-1', 'again']]);
+      assert.equal(RequestContext.stats().useAfterEnd - before, 2);
+      assert.equal(warnings.length, 1);
+    } finally {
+      process.off('warning', onWarning);
+    }
+  });
+});
+
 describe('serialization', () => {
   it('keeps error type, message, stack and cause, and own properties', async () => {
     const { file, log } = logTo();
