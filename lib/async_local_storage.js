@@ -4,7 +4,7 @@
 // knows its slot.
 const { AsyncResource } = require('./async_resource');
 const {
-  allocateIndex, currentFrame, valueIn, withValue, enterFrame, runWithValue, clearInCurrentFrame,
+  allocateIndex, currentFrame, valueIn, enterValue, runWithValue, clearInCurrentFrame,
 } = require('./frame');
 const { validateObject, validateFunction } = require('./errors');
 
@@ -56,7 +56,7 @@ class AsyncLocalStorage {
   }
 
   enterWith(store) {
-    enterFrame(withValue(currentFrame(), this, this.#index, store));
+    enterValue(this, this.#index, store);
   }
 
   withScope(store) {
@@ -96,4 +96,4 @@ class RunScope {
   }
 }
 
-module.exports = { AsyncLocalStorage, RunScope };
+module.exports = { AsyncLocalStorage };

@@ -85,8 +85,11 @@ function currentFrame() {
   return holderOf()[STORE];
 }
 
-function enterFrame(frame) {
-  holderOf()[STORE] = frame;
+// enterWith(): binds one variable in the current frame, with one lookup of
+// where the frame lives.
+function enterValue(owner, index, value) {
+  const holder = holderOf();
+  holder[STORE] = withValue(holder[STORE], owner, index, value);
 }
 
 function valueIn(frame, owner, index, defaultValue) {
@@ -211,11 +214,10 @@ module.exports = {
   currentFrame,
   valueIn,
   withValue,
-  enterFrame,
+  enterValue,
   runInFrame,
   runWithValue,
   clearInCurrentFrame,
-  carrier,
   framesLiveOnResources,
   STORE,
 };

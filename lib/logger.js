@@ -211,4 +211,4 @@ function createLogger(options = {}) {
   return new Logger(shared, '', options.level ?? 'info');
 }
 
-module.exports = { createLogger, Logger, LEVELS };
+module.exports = { createLogger, LEVELS };

@@ -103,4 +103,4 @@ function serializeBindings(object, redact) {
   return serializeMembers(object, redact, [object], 1);
 }
 
-module.exports = { compileRedaction, serializeObject, serializeBindings, errorToObject };
+module.exports = { compileRedaction, serializeObject, serializeBindings };
