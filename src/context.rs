@@ -413,7 +413,7 @@ pub fn context_stats(linger_grace_ms: f64) -> ContextStats {
     open: STORE.open_count() as f64,
     ended: s.ended.load(Relaxed) as f64,
     released: s.released.load(Relaxed) as f64,
-    lingering: STORE.lingering(deadline(Some(linger_grace_ms)).unwrap_or_default()).len() as f64,
+    lingering: STORE.lingering(deadline(Some(linger_grace_ms)).unwrap_or_default()) as f64,
     use_after_end: s.writes_after_end.load(Relaxed) as f64,
     live: STORE.live_count() as f64,
   }

@@ -10,7 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
-use crate::ids::push_hex;
+use crate::ids::RequestId;
 use crate::store::{FieldValue, Record, STORE};
 use crate::writer::{Sink, WhenFull, Writer};
 
@@ -41,15 +41,30 @@ fn push_field_value(out: &mut Vec<u8>, value: &FieldValue) {
   }
 }
 
+fn push_hex_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+  const HEX: &[u8; 16] = b"0123456789abcdef";
+  for b in bytes {
+    out.push(HEX[(b >> 4) as usize]);
+    out.push(HEX[(b & 0x0f) as usize]);
+  }
+}
+
+// Once per log line: written straight into the line, no temporary strings.
 fn push_context(out: &mut Vec<u8>, r: &Record) {
   out.extend_from_slice(b"\"requestId\":");
-  push_json_string(out, &r.request_id.to_string());
+  match &r.request_id {
+    // A UUID needs no escaping.
+    RequestId::Generated(uuid) => {
+      out.push(b'"');
+      out.extend_from_slice(uuid.hyphenated().encode_lower(&mut uuid::Uuid::encode_buffer()).as_bytes());
+      out.push(b'"');
+    }
+    RequestId::Given(id) => push_json_string(out, id),
+  }
   out.extend_from_slice(b",\"traceId\":\"");
-  let mut hex = String::with_capacity(32);
-  push_hex(&mut hex, &r.trace_id);
-  hex.push_str("\",\"spanId\":\"");
-  push_hex(&mut hex, &r.span_id);
-  out.extend_from_slice(hex.as_bytes());
+  push_hex_bytes(out, &r.trace_id);
+  out.extend_from_slice(b"\",\"spanId\":\"");
+  push_hex_bytes(out, &r.span_id);
   out.extend_from_slice(b"\",");
   for (key, value) in &r.fields {
     push_json_string(out, key);

@@ -478,14 +478,9 @@ impl Store {
     self.records.len()
   }
 
-  /// Ended records still referenced after `grace`.
-  pub fn lingering(&self, grace: Duration) -> Vec<Record> {
-    self
-      .records
-      .iter()
-      .filter(|r| r.ended.as_ref().is_some_and(|e| e.at.elapsed() >= grace))
-      .map(|r| (**r).clone())
-      .collect()
+  /// How many ended records are still referenced after `grace`.
+  pub fn lingering(&self, grace: Duration) -> usize {
+    self.records.iter().filter(|r| r.ended.as_ref().is_some_and(|e| e.at.elapsed() >= grace)).count()
   }
 
   pub fn in_flight(&self, limit: usize) -> Vec<Record> {
@@ -596,7 +591,7 @@ mod tests {
     assert_eq!(s.open_count(), 0);
     s.release(r.id);
     assert_eq!(s.live_count(), 1, "one handle is still alive");
-    assert_eq!(s.lingering(Duration::ZERO).len(), 1);
+    assert_eq!(s.lingering(Duration::ZERO), 1);
     let (_, after_end) = s.set_field(r.id, "late", FieldValue::Null).unwrap();
     assert!(after_end);
     s.release(r.id);
