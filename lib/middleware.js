@@ -3,7 +3,7 @@
 // per request, its ids echoed on the response, req/res listeners bound to it,
 // and one "request completed" line logged inside it.
 const http = require('node:http');
-const { RequestContext, isValidRequestId } = require('./request_context');
+const { RequestContext, isValidRequestId, traceparentOf } = require('./request_context');
 const { runsInCurrentFrame } = require('./frame');
 const { createLogger } = require('./logger');
 const { invalidArgValue, validateFunction, validateObject } = require('./errors');
@@ -118,7 +118,7 @@ function ambientMiddleware(options = {}) {
     if (echo) {
       const ids = ctx.ids();
       res.setHeader(header, ids.requestId);
-      res.setHeader('traceparent', `00-${ids.traceId}-${ids.spanId}-${ids.traceFlags.toString(16).padStart(2, '0')}`);
+      res.setHeader('traceparent', traceparentOf(ids));
     }
     bodyBytes.set(res, 0);
     let done = false;

@@ -142,6 +142,11 @@ function identityField(identity, field) {
   return undefined;
 }
 
+// The `traceparent` header of a context's own span, from its ids().
+function traceparentOf({ traceId, spanId, traceFlags }) {
+  return `00-${traceId}-${spanId}-${traceFlags.toString(16).padStart(2, '0')}`;
+}
+
 function optionalString(options, name) {
   const value = options[name];
   if (value !== undefined && typeof value !== 'string') throw invalidArgType(`options.${name}`, 'string', value);
@@ -390,8 +395,7 @@ class RequestContext {
 
   /** This context's own span, as a `traceparent` header (to echo on a response). */
   get traceparent() {
-    const { traceId, spanId, traceFlags } = this.ids();
-    return `00-${traceId}-${spanId}-${traceFlags.toString(16).padStart(2, '0')}`;
+    return traceparentOf(this.ids());
   }
 
   /** A `traceparent` for a call leaving this context: a new child span. */
@@ -648,4 +652,4 @@ function deadlineOptions(options) {
   return { ms: deadlineMs, onDeadline, armed: false, controller: new AbortController() };
 }
 
-module.exports = { RequestContext, DeadlineExceededError, isValidRequestId };
+module.exports = { RequestContext, DeadlineExceededError, isValidRequestId, traceparentOf };
