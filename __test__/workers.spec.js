@@ -24,8 +24,11 @@ describe('worker threads', () => {
       const worker = new Worker(fixture('context_worker.js'), {
         workerData: RequestContext.task({ reply: 'hello', add: { key: 'fromWorker', value: 42 } }),
       });
+      // Listen for both now: 'message' and 'exit' can be emitted in the same
+      // tick, before an await resumes.
+      const exited = once(worker, 'exit');
       const result = await once(worker, 'message');
-      await once(worker, 'exit');
+      await exited;
       assert.deepEqual(result, { reply: 'hello', requestId: ctx.requestId, traceId: ctx.traceId, spanId: ctx.spanId, user: 'ada' });
       assert.equal(ctx.get('fromWorker'), 42, 'a field set in the worker is visible to the parent');
     });
