@@ -6,12 +6,14 @@
 const os = require('node:os');
 const { format } = require('node:util');
 const native = require('./native');
-const { RequestContext } = require('./request_context');
+const { RequestContext, lineIdentityOf } = require('./request_context');
 const { compileRedaction, serializeObject, serializeBindings } = require('./serialize');
 const { invalidArgType, invalidArgValue, validateObject } = require('./errors');
 
 const LEVELS = Object.freeze({ trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60 });
 const LEVEL_NAMES = Object.keys(LEVELS);
+const WRITE_IN = Symbol('ambient.logger.writeIn');
+const WRITE_ACCESS = Symbol('ambient.logger.writeAccess');
 const USED_AFTER_END = 1;
 const DROPPED = 2;
 
@@ -150,16 +152,43 @@ class Logger {
       rest = 0;
     }
     if (rest < args.length) msg = rest === args.length - 1 && typeof args[rest] === 'string' ? args[rest] : format(...args.slice(rest));
+    this.#writeIn(RequestContext.current(), level, object, msg);
+  }
+
+  // The middleware logs its access line with the request's context in hand,
+  // without entering it.
+  [WRITE_IN](ctx, level, object, msg) {
+    if (level >= this.#level) this.#writeIn(ctx, level, object, msg);
+  }
+
+  #writeIn(ctx, level, object, msg) {
     const shared = this.#shared;
-    const ctx = RequestContext.current();
     if (shared.pretty) {
       shared.destination.writeRaw(prettyLine(level, ctx, this.#bindings, object, msg, shared.redact));
       return;
     }
-    const result = shared.destination.write(level, ctx === undefined ? -1 : ctx.id, this.#bindings || null,
+    const result = native.logWrite(shared.handle, level, ctx === undefined ? -1 : ctx.id,
+      ctx === undefined ? null : lineIdentityOf(ctx), this.#bindings || null,
       object === undefined ? null : serializeObject(object, shared.redact), msg ?? null);
-    if (result & USED_AFTER_END) ctx.noteUse('a log line');
-    if (result & DROPPED) shared.onDropped?.();
+    this.#afterWrite(ctx, result);
+  }
+
+  #afterWrite(ctx, result) {
+    if ((result & USED_AFTER_END) || ctx?.ended) ctx.noteUse('a log line');
+    if (result & DROPPED) this.#shared.onDropped?.();
+  }
+
+  // The middleware's access line: its members cross as they are, with no
+  // object to serialize. Falls back to the general path for pretty output.
+  [WRITE_ACCESS](ctx, level, method, route, url, status, durationMs, bytes, msg) {
+    if (level < this.#level) return;
+    const shared = this.#shared;
+    if (shared.pretty || shared.redact !== undefined) {
+      this.#writeIn(ctx, level, { method, route, url, status, durationMs, bytes }, msg);
+      return;
+    }
+    this.#afterWrite(ctx, native.logAccess(shared.handle, level, ctx.id, lineIdentityOf(ctx), this.#bindings || null,
+      method, route ?? null, url, status, durationMs, bytes, msg));
   }
 }
 
@@ -207,8 +236,8 @@ function createLogger(options = {}) {
   const baseFields = { ...(base ?? {}), ...(options.name !== undefined ? { name: `${options.name}` } : {}) };
   const prefixText = serializeBindings(baseFields, redact);
   const destination = openDestination({ ...options, prefix: prefixText ? `${prefixText},` : '' });
-  const shared = { destination, redact, pretty: Boolean(options.pretty), onDropped: options.onDropped };
+  const shared = { destination, handle: destination.handle, redact, pretty: Boolean(options.pretty), onDropped: options.onDropped };
   return new Logger(shared, '', options.level ?? 'info');
 }
 
-module.exports = { createLogger, LEVELS };
+module.exports = { createLogger, LEVELS, WRITE_IN, WRITE_ACCESS };

@@ -3,9 +3,9 @@
 // per request, its ids echoed on the response, req/res listeners bound to it,
 // and one "request completed" line logged inside it.
 const http = require('node:http');
-const { RequestContext, isValidRequestId, traceparentOf } = require('./request_context');
+const { RequestContext, isValidRequestId, beginRoot, startOf } = require('./request_context');
 const { runsInCurrentFrame } = require('./frame');
-const { createLogger } = require('./logger');
+const { createLogger, LEVELS, WRITE_IN, WRITE_ACCESS } = require('./logger');
 const { invalidArgValue, validateFunction, validateObject } = require('./errors');
 
 // Listeners for these run in the async context they were added in, so body
@@ -99,53 +99,56 @@ function ambientMiddleware(options = {}) {
   hookListeners();
   hookByteCount();
 
+  const levelValue = LEVELS[level];
+  // Another logger (pino, winston, ...) is called inside the context, where
+  // its mixin or format finds the request; ambient's own takes it directly.
+  const own = typeof log[WRITE_IN] === 'function';
+  const write = own ?
+    (ctx, levelName, line, msg) => log[WRITE_IN](ctx, LEVELS[levelName], line, msg) :
+    (ctx, levelName, line, msg) => ctx.run(() => log[levelName](line, msg));
+
   return function ambientRequestContext(req, res, next) {
-    const started = process.hrtime.bigint();
-    const raw = req.headers[header];
+    const headers = req.headers;
+    const raw = headers[header];
     let requestId;
     let rejected;
     if (raw !== undefined) {
       if (isValidRequestId(raw)) requestId = raw;
       else rejected = requestIdProblem(raw);
     }
-    const ctx = RequestContext.begin({
-      requestId,
-      traceparent: headerString(req.headers.traceparent),
-      tracestate: headerString(req.headers.tracestate),
-      baggage: headerString(req.headers.baggage),
-      name: req.method,
-    });
+    const ctx = beginRoot(requestId, headerString(headers.traceparent), headerString(headers.tracestate),
+      headerString(headers.baggage), req.method, true);
     if (echo) {
-      const ids = ctx.ids();
-      res.setHeader(header, ids.requestId);
-      res.setHeader('traceparent', traceparentOf(ids));
+      res.setHeader(header, ctx.requestId);
+      res.setHeader('traceparent', ctx.traceparent);
     }
     bodyBytes.set(res, 0);
-    let done = false;
-    const finish = (aborted) => {
-      if (done) return;
-      done = true;
-      const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
-      const line = {
-        method: req.method,
-        route: routeOf(req),
-        url: req.originalUrl ?? req.url,
-        status: aborted ? undefined : res.statusCode,
-        durationMs: Math.round(durationMs * 1000) / 1000,
-        bytes: bodyBytes.get(res),
-      };
-      if (res.locals?.ambientError) line.err = res.locals.ambientError;
-      if (aborted) log.warn({ ...line, aborted: true }, 'request aborted');
-      else log[level](line, completedMessage);
+    // 'close' follows 'finish' on every response, and comes alone when the
+    // client went away first. Added outside the context (it is passed in),
+    // so no binding is made for it.
+    res.once('close', () => {
+      const aborted = !res.writableFinished;
+      const durationMs = Math.round((performance.now() - startOf(ctx)) * 1000) / 1000;
+      const url = req.originalUrl ?? req.url;
+      const err = res.locals?.ambientError;
+      if (aborted || err) {
+        const line = { method: req.method, route: routeOf(req), url, status: aborted ? undefined : res.statusCode, durationMs, bytes: bodyBytes.get(res), err };
+        if (aborted) {
+          line.aborted = true;
+          write(ctx, 'warn', line, 'request aborted');
+        } else {
+          write(ctx, level, line, completedMessage);
+        }
+      } else if (own) {
+        log[WRITE_ACCESS](ctx, levelValue, req.method, routeOf(req), url, res.statusCode, durationMs, bodyBytes.get(res), completedMessage);
+      } else {
+        write(ctx, level, { method: req.method, route: routeOf(req), url, status: res.statusCode, durationMs, bytes: bodyBytes.get(res) }, completedMessage);
+      }
       ctx.end(aborted ? 'aborted' : res.statusCode >= 500 ? 'error' : 'ok');
-    };
-    ctx.run(() => {
-      res.on('finish', () => finish(false));
-      res.on('close', () => finish(!res.writableFinished));
-      if (rejected !== undefined) log.debug({ reason: rejected }, 'incoming request id replaced by a generated one');
-      if (logStart) log[level]({ method: req.method, url: req.originalUrl ?? req.url }, 'request started');
-      next();
     });
+    if (rejected !== undefined) write(ctx, 'debug', { reason: rejected }, 'incoming request id replaced by a generated one');
+    if (logStart) write(ctx, level, { method: req.method, url: req.originalUrl ?? req.url }, 'request started');
+    ctx.run(next);
   };
 }
 

@@ -5,6 +5,7 @@
 // end, field writes, and when another thread changed the fields; field reads
 // are served from a JS cache that a shared version counter keeps honest.
 const native = require('./native');
+const { runInFrame } = require('./frame');
 const { AsyncLocalStorage } = require('./async_local_storage');
 const { invalidArgType, invalidArgValue, validateFunction, validateObject } = require('./errors');
 
@@ -19,18 +20,113 @@ const settings = {
   generateRequestId: undefined,
 };
 
-// The record stays in Rust until its JS objects on every thread are gone.
+// Root contexts begin in JS, with ids from a pool that Rust fills in
+// batches, and get a Rust record only once something needs one: a field, a
+// worker, a scope, a deadline, or living long enough to be listed in flight
+// (see publish()). A request that needs none of these never crosses into
+// Rust for its context; its begin and end are counted in batches.
+const POOL_ENTRY = 84; // traceId(32) spanId(16) requestId(36), see src/ids.rs
+// UUIDv7 request ids carry their pool's creation time: a pool older than
+// this is replaced, so ids stay within it of when their request began.
+const POOL_MAX_AGE_MS = 100;
+const pool = { text: '', at: 0, end: 0, nextId: 0, bornAt: -Infinity, size: 8 };
+// Wall clock minus performance.now(), re-read with every pool: a begin and
+// an end then read one clock, not two, and wall times stay within a pool's
+// age of Date.now().
+let wallOffset = Date.now() - performance.now();
+
+function refillPool(now) {
+  // The batch follows the traffic: doubled when a pool is used up before it
+  // ages, halved when it ages with entries left.
+  if (pool.at >= pool.end) {
+    if (now - pool.bornAt < POOL_MAX_AGE_MS) pool.size = Math.min(pool.size * 2, 1024);
+  } else {
+    pool.size = Math.max(pool.size >> 1, 4);
+  }
+  const text = native.contextReserve(pool.size);
+  const newline = text.indexOf('\n');
+  pool.nextId = +text.slice(0, newline);
+  pool.text = text;
+  pool.at = newline + 1;
+  pool.end = text.length;
+  pool.bornAt = now;
+  wallOffset = Date.now() - performance.now();
+}
+
+// Takes one pool entry (now: performance.now()); its id is pool.nextId - 1
+// afterwards.
+function takePoolEntry(now) {
+  if (pool.at >= pool.end || now - pool.bornAt > POOL_MAX_AGE_MS) refillPool(now);
+  const at = pool.at;
+  pool.at += POOL_ENTRY;
+  pool.nextId++;
+  return at;
+}
+
+// Counts for contexts without a record, sent to Rust in one crossing.
+const unrecorded = { created: 0, ended: 0, released: 0, usesAfterEnd: 0 };
+// Ended contexts without a record whose objects are still alive: id to end
+// time. Those older than the grace period are lingering.
+const endedUnreleased = new Map();
+// Roots of this thread that got a record, released through Rust.
+const recordedRoots = new Set();
+
+function flushCounts() {
+  const { created, ended, released, usesAfterEnd } = unrecorded;
+  if (created + ended + released + usesAfterEnd === 0) return;
+  unrecorded.created = unrecorded.ended = unrecorded.released = unrecorded.usesAfterEnd = 0;
+  native.contextCountUnrecorded(created, ended, released, usesAfterEnd);
+}
+
+// A record stays in Rust until its JS objects on every thread are gone.
 // Collected ids are given back in one crossing per batch of finalizations.
+// Holdings: the id of a record made in Rust (scopes, attached contexts), or
+// minus the id of a root begun in JS.
 let released = [];
 function flushReleased() {
   const ids = released;
   released = [];
   native.contextReleaseMany(Float64Array.from(ids));
+  flushCounts();
 }
-const handles = new FinalizationRegistry((id) => {
+const handles = new FinalizationRegistry((holding) => {
+  let id = holding;
+  if (holding < 0) {
+    id = -holding;
+    if (!recordedRoots.delete(id)) {
+      if (endedUnreleased.delete(id)) unrecorded.released++;
+      return;
+    }
+  }
   if (released.push(id) === 1) queueMicrotask(flushReleased);
 });
 let versions;
+
+// Contexts begun in JS since the last publish(). Those still open when it
+// runs get a record, so every thread sees them in flight within
+// PUBLISH_AFTER_MS; the rest were counted and are forgotten.
+const PUBLISH_AFTER_MS = 10;
+let unpublished = [];
+let publishAdopts;
+let lineIdentityOf;
+let startOf;
+let beginRoot;
+
+function publish() {
+  const list = unpublished;
+  unpublished = [];
+  for (const ctx of list) publishAdopts(ctx);
+  flushCounts();
+}
+
+function schedulePublish() {
+  // Outside any context: the timer must not keep a request's frame alive.
+  runInFrame(undefined, () => setTimeout(publish, PUBLISH_AFTER_MS).unref(), null, []);
+}
+
+const FLAG_SAMPLED = 1;
+const FLAG_RANDOM = 2;
+const HEX_BYTE = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
 
 const REQUEST_ID_MAX = 128;
 // Visible ASCII only: no spaces, no control characters, nothing a log line
@@ -107,44 +203,28 @@ function flattenFields(entries) {
 const VERSION_MASK = 0xffff;
 const AFTER_END = 2 ** 32;
 
-// The identity string of src/context.rs (`compact`), fetched when a getter
-// asks and not kept, so an open context holds no copy of its ids:
+// The identity string of a record made in Rust (src/context.rs,
+// `compact`), read once when a scope begins:
 // id;startedAtMs;flags;traceId(32);spanId(16);parentSpanId(16 or 0);requestId\ntracestate
-// Where traceId starts; from there the ids sit at fixed offsets.
-function identityOffsets(identity) {
+function parseIdentity(identity) {
   const a = identity.indexOf(';');
   const b = identity.indexOf(';', a + 1);
-  const c = identity.indexOf(';', b + 1);
-  return c + 1;
-}
-
-function identityField(identity, field) {
-  const trace = identityOffsets(identity);
+  const trace = identity.indexOf(';', b + 1) + 1;
   const parent = trace + 33 + 17;
-  switch (field) {
-    case 'startedAt': {
-      const a = identity.indexOf(';');
-      return +identity.slice(a + 1, identity.indexOf(';', a + 1));
-    }
-    case 'traceFlags': return +identity.slice(identity.lastIndexOf(';', trace - 2) + 1, trace - 1);
-    case 'traceId': return identity.slice(trace, trace + 32);
-    case 'spanId': return identity.slice(trace + 33, trace + 49);
-    case 'parentSpanId': {
-      const end = identity.indexOf(';', parent);
-      return end === parent ? undefined : identity.slice(parent, end);
-    }
-    case 'requestId': {
-      const start = identity.indexOf(';', parent) + 1;
-      return identity.slice(start, identity.indexOf('\n', start));
-    }
-    case 'tracestate': return identity.slice(identity.indexOf('\n', parent) + 1);
-  }
-  return undefined;
+  const parentEnd = identity.indexOf(';', parent);
+  const newline = identity.indexOf('\n', parentEnd);
+  return {
+    startedAt: +identity.slice(a + 1, b),
+    traceFlags: +identity.slice(b + 1, trace - 1),
+    ids: identity.slice(trace, trace + 32) + identity.slice(trace + 33, trace + 49) + identity.slice(parentEnd + 1, newline),
+    parentSpanId: parentEnd === parent ? undefined : identity.slice(parent, parentEnd),
+    tracestate: identity.slice(newline + 1),
+  };
 }
 
 // The `traceparent` header of a context's own span, from its ids().
 function traceparentOf({ traceId, spanId, traceFlags }) {
-  return `00-${traceId}-${spanId}-${traceFlags.toString(16).padStart(2, '0')}`;
+  return `00-${traceId}-${spanId}-${HEX_BYTE[traceFlags & 0xff]}`;
 }
 
 function optionalString(options, name) {
@@ -173,53 +253,120 @@ class RequestContext {
   #id;
   #kind;
   #name;
+  // traceId(32) spanId(16) requestId, as one string: for a root begun in JS
+  // a slice of the id pool, which the logger hands to Rust as it is.
+  #ids;
+  #flags;
+  #startedAt;
+  // performance.now() at the begin, for the duration of a root begun in JS.
+  #start;
+  // Whether the Rust store holds a record for it (always, except for a
+  // root begun in JS that nothing has needed a record for yet).
+  #recorded;
+  // A root whose request id came from the pool, kept as a UUID in Rust.
+  #generated = false;
   // What few contexts need, in one object made on demand so an open context
-  // stays small: `info` (a context attached from another thread: everything
-  // about it; otherwise ids are read from Rust when asked, once per use as a
-  // log line does), `deadline`, `endResult` and `warned`.
+  // stays small: `info` (a context attached from another thread),
+  // `parentSpanId`, `tracestate` and `baggage` (raw headers, until Rust has
+  // the record), `deadline` and `warned`.
   #rare;
   // The field cache, [key0, value0, key1, value1, ...]: a context holds a
   // few fields, and a flat array is both smaller than a Map and as fast to
-  // search at that size. Made by the first read, so a context whose fields
-  // are only written (and read by the logger, in Rust) never holds one.
+  // search at that size. Made by the first read of a recorded context.
   #fields;
   #seen;
   #ended = false;
+  #outcome;
 
-  constructor(token, source, deadline) {
+  constructor(token, source) {
     if (token !== CONSTRUCT) {
       throw new TypeError('RequestContext has no public constructor; use RequestContext.run() or RequestContext.begin()');
     }
+    this.#kind = source.kind;
+    this.#name = source.name;
+    const info = source.info;
+    if (source.ids !== undefined) {
+      // A root begun in JS.
+      this.#id = source.id;
+      this.#ids = source.ids;
+      this.#flags = source.flags;
+      this.#start = source.start;
+      this.#startedAt = wallOffset + source.start;
+      this.#generated = source.generated;
+      this.#recorded = false;
+      handles.register(this, -source.id);
+      return;
+    }
     versions ??= native.contextVersions();
-    const { id, kind, name, info } = source;
+    this.#recorded = true;
     if (info !== undefined) {
       // Attached from another thread: everything came as one object.
       this.#rareData().info = info;
       this.#id = info.id;
       this.#kind = info.kind;
+      this.#name = info.name ?? undefined;
+      this.#ids = `${info.traceId}${info.spanId}${info.requestId}`;
+      this.#flags = info.traceFlags;
+      this.#startedAt = info.startedAt;
       this.#fields = flattenFields(info.fields);
       this.#seen = info.version;
       this.#ended = info.ended;
     } else {
-      this.#id = id;
-      this.#kind = kind;
-      this.#name = name;
+      // A scope, made in Rust.
+      this.#id = source.id;
+      const identity = parseIdentity(native.contextIdentity(source.id));
+      this.#ids = identity.ids;
+      this.#flags = identity.traceFlags;
+      this.#startedAt = identity.startedAt;
+      const rare = this.#rareData();
+      rare.parentSpanId = identity.parentSpanId;
+      rare.tracestate = identity.tracestate;
       // A child starts with its parent's fields, which this cache has not
       // seen yet: force the first read to fetch them.
-      this.#seen = kind === 'child' ? -1 : versions[this.#id & VERSION_MASK];
+      this.#seen = source.kind === 'child' ? -1 : versions[this.#id & VERSION_MASK];
     }
-    if (deadline !== undefined) this.#rareData().deadline = deadline;
     handles.register(this, this.#id);
   }
 
   #rareData() {
-    return this.#rare ??= { info: undefined, deadline: undefined, endResult: undefined, warned: false };
+    return this.#rare ??= { info: undefined, parentSpanId: undefined, tracestate: undefined, baggage: undefined, deadline: undefined, warned: false };
   }
 
-  #identityField(field) {
-    const info = this.#rare?.info;
-    if (info !== undefined) return info[field] ?? undefined;
-    return identityField(native.contextIdentity(this.#id), field);
+  static {
+    lineIdentityOf = (ctx) => (ctx.#recorded ? null : ctx.#ids);
+    // performance.now() when a root begun in JS began (the middleware times
+    // its access line from it).
+    startOf = (ctx) => ctx.#start;
+    publishAdopts = (ctx) => {
+      if (!ctx.#ended) ctx.#adopt();
+    };
+  }
+
+  // Gives this root begun in JS its Rust record (once).
+  #adopt() {
+    if (this.#recorded) return;
+    const rare = this.#rare;
+    const outcome = this.#outcome;
+    let version;
+    try {
+      version = native.contextAdopt(this.#id, this.#ids, this.#generated, this.#flags, this.#startedAt,
+        performance.now() - this.#start, rare?.parentSpanId ?? null, rare?.tracestate ?? null, rare?.baggage ?? null,
+        this.#name ?? null, rare?.deadline?.ms ?? null, outcome?.status ?? null, outcome?.durationMs ?? null,
+        outcome?.endedAt ?? null);
+    } catch (err) {
+      throw fromNative(err);
+    }
+    versions ??= native.contextVersions();
+    this.#recorded = true;
+    this.#seen = version;
+    recordedRoots.add(this.#id);
+    // From now on Rust tracks whether it lingers.
+    if (outcome !== undefined) endedUnreleased.delete(this.#id);
+    if (rare !== undefined) {
+      // Rust has normalized them; read back when asked.
+      rare.tracestate = undefined;
+      rare.baggage = undefined;
+    }
   }
 
   /**
@@ -228,23 +375,62 @@ class RequestContext {
    */
   static begin(options = {}) {
     validateObject(options, 'options');
-    let requestId = options.requestId;
+    const requestId = options.requestId;
     if (requestId !== undefined) checkRequestId(requestId, 'options.requestId');
-    else if (settings.generateRequestId) checkRequestId(requestId = settings.generateRequestId(), 'generated request id');
     const deadline = deadlineOptions(options);
     const name = optionalString(options, 'name');
     const fields = fieldEntries(options.fields);
-    let id;
-    try {
-      id = native.contextBegin(requestId, optionalString(options, 'traceparent'),
-        optionalString(options, 'tracestate'), optionalString(options, 'baggage'), name,
-        deadline?.ms, options.sampled !== false);
-    } catch (err) {
-      throw fromNative(err);
+    const ctx = beginRoot(requestId, optionalString(options, 'traceparent'), optionalString(options, 'tracestate'),
+      optionalString(options, 'baggage'), name, options.sampled !== false);
+    if (deadline !== undefined) {
+      // The watchdog works on the record.
+      ctx.#rareData().deadline = deadline;
+      ctx.#adopt();
     }
-    const ctx = new RequestContext(CONSTRUCT, { id, kind: 'root', name }, deadline);
     if (fields !== undefined) ctx.#setInitial(fields);
     return ctx;
+  }
+
+  static {
+    // Begins a root in JS, headers already type-checked (the middleware's
+    // path). An invalid traceparent starts a new trace, as W3C asks.
+    beginRoot = (requestId, traceparent, tracestate, baggage, name, sampled) => {
+      if (requestId === undefined && settings.generateRequestId) {
+        checkRequestId(requestId = settings.generateRequestId(), 'generated request id');
+      }
+      const now = performance.now();
+      const at = takePoolEntry(now);
+      const text = pool.text;
+      let ids;
+      let flags = sampled ? FLAG_SAMPLED | FLAG_RANDOM : FLAG_RANDOM;
+      let parentSpanId;
+      if (traceparent !== undefined) {
+        const checked = native.checkTraceparent(traceparent);
+        if (checked >= 0) {
+          const offset = Math.floor(checked / 256);
+          flags = checked & 0xff;
+          parentSpanId = traceparent.slice(offset + 36, offset + 52);
+          ids = traceparent.slice(offset + 3, offset + 35) + text.slice(at + 32, at + 48) + (requestId ?? text.slice(at + 48, at + POOL_ENTRY));
+        } else {
+          tracestate = undefined;
+        }
+      } else {
+        tracestate = undefined;
+      }
+      if (ids === undefined) ids = requestId === undefined ? text.slice(at, at + POOL_ENTRY) : text.slice(at, at + 48) + requestId;
+      const ctx = new RequestContext(CONSTRUCT, {
+        kind: 'root', id: pool.nextId - 1, ids, flags, start: now, name, generated: requestId === undefined,
+      });
+      if (parentSpanId !== undefined || tracestate || baggage) {
+        const rare = ctx.#rareData();
+        rare.parentSpanId = parentSpanId;
+        if (tracestate) rare.tracestate = tracestate;
+        if (baggage) rare.baggage = baggage;
+      }
+      unrecorded.created++;
+      if (unpublished.push(ctx) === 1) schedulePublish();
+      return ctx;
+    };
   }
 
   #setInitial(fields) {
@@ -318,13 +504,21 @@ class RequestContext {
     };
   }
 
-  /** Counters for the whole process (all threads). */
+  /**
+   * Counters for the whole process (all threads). Another thread's contexts
+   * are counted within PUBLISH_AFTER_MS of their begin; this thread's at once.
+   */
   static stats() {
-    return native.contextStats(settings.lingerGraceMs);
+    publish();
+    const stats = native.contextStats(settings.lingerGraceMs);
+    const cutoff = Date.now() - settings.lingerGraceMs;
+    for (const endedAt of endedUnreleased.values()) if (endedAt <= cutoff) stats.lingering++;
+    return stats;
   }
 
   /** Open contexts, oldest first. */
   static inFlight({ limit = 100, maxFields = 16 } = {}) {
+    publish();
     return native.contextInFlight(limit, maxFields).map(({ fields, ...rest }) => ({
       ...rest,
       fields: Object.fromEntries(fields.map(({ key, value }) => [key, value])),
@@ -359,48 +553,66 @@ class RequestContext {
 
   get id() { return this.#id; }
   get kind() { return this.#kind; }
-  get name() { const info = this.#rare?.info; return info !== undefined ? info.name ?? undefined : this.#name; }
-  get requestId() { return this.#identityField('requestId'); }
-  get traceId() { return this.#identityField('traceId'); }
-  get spanId() { return this.#identityField('spanId'); }
-  get parentSpanId() { return this.#identityField('parentSpanId'); }
-  get traceFlags() { return this.#identityField('traceFlags'); }
-  get tracestate() { return this.#identityField('tracestate'); }
-  get startedAt() { return this.#identityField('startedAt'); }
+  get name() { return this.#name; }
+  get requestId() { return this.#ids.slice(48); }
+  get traceId() { return this.#ids.slice(0, 32); }
+  get spanId() { return this.#ids.slice(32, 48); }
+  get parentSpanId() {
+    const rare = this.#rare;
+    return rare?.info !== undefined ? rare.info.parentSpanId ?? undefined : rare?.parentSpanId;
+  }
+  get traceFlags() { return this.#flags; }
+  get tracestate() {
+    const rare = this.#rare;
+    if (rare === undefined) return '';
+    if (rare.info !== undefined) return rare.info.tracestate;
+    if (!this.#recorded) {
+      if (rare.tracestate === undefined) return '';
+      // Normalized by the Rust codec, which has it once there is a record.
+      this.#adopt();
+    }
+    return rare.tracestate ??= parseIdentity(native.contextIdentity(this.#id)).tracestate;
+  }
+  get startedAt() { return this.#startedAt; }
   get ended() { return this.#ended; }
   /** An AbortSignal that aborts when the deadline passes (undefined without a deadline). */
   get signal() { return this.#rare?.deadline?.controller.signal; }
 
   /** Baggage entries, as an object of key to value. */
   get baggage() {
-    const entries = this.#rare?.info?.baggage ?? native.contextBaggage(this.#id);
+    const rare = this.#rare;
+    let entries = rare?.info?.baggage;
+    if (entries === undefined) {
+      if (!this.#recorded && rare?.baggage === undefined) return {};
+      this.#adopt();
+      entries = native.contextBaggage(this.#id);
+    }
     return Object.fromEntries(entries.map(({ key, value }) => [key, value]));
   }
 
   /** requestId, traceId, spanId, parentSpanId and traceFlags in one read. */
   ids() {
-    const info = this.#rare?.info;
-    if (info !== undefined) {
-      return { requestId: info.requestId, traceId: info.traceId, spanId: info.spanId, parentSpanId: info.parentSpanId ?? undefined, traceFlags: info.traceFlags };
-    }
-    const identity = native.contextIdentity(this.#id);
+    const ids = this.#ids;
     return {
-      requestId: identityField(identity, 'requestId'),
-      traceId: identityField(identity, 'traceId'),
-      spanId: identityField(identity, 'spanId'),
-      parentSpanId: identityField(identity, 'parentSpanId'),
-      traceFlags: identityField(identity, 'traceFlags'),
+      requestId: ids.slice(48),
+      traceId: ids.slice(0, 32),
+      spanId: ids.slice(32, 48),
+      parentSpanId: this.parentSpanId,
+      traceFlags: this.#flags,
     };
   }
 
   /** This context's own span, as a `traceparent` header (to echo on a response). */
   get traceparent() {
-    return traceparentOf(this.ids());
+    const ids = this.#ids;
+    return `00-${ids.slice(0, 32)}-${ids.slice(32, 48)}-${HEX_BYTE[this.#flags & 0xff]}`;
   }
 
   /** A `traceparent` for a call leaving this context: a new child span. */
   outgoingTraceparent() {
-    return native.contextOutgoingTraceparent(this.#id);
+    // A new span id from the pool (its other ids go unused).
+    const at = takePoolEntry(performance.now());
+    return `00-${this.#ids.slice(0, 32)}-${pool.text.slice(at + 32, at + 48)}-${HEX_BYTE[this.#flags & 0xff]}`;
   }
 
   #sync() {
@@ -416,6 +628,8 @@ class RequestContext {
   }
 
   get(key) {
+    // Without a record nothing has set a field.
+    if (!this.#recorded) return undefined;
     this.#sync();
     const fields = this.#fields;
     if (fields !== undefined) {
@@ -425,14 +639,16 @@ class RequestContext {
   }
 
   has(key) {
+    if (!this.#recorded) return false;
     this.#sync();
     return this.#fields !== undefined && this.#fields.indexOf(key) % 2 === 0;
   }
 
   /** All fields, as a plain object. */
   fields() {
-    this.#sync();
     const out = {};
+    if (!this.#recorded) return out;
+    this.#sync();
     const fields = this.#fields;
     if (fields !== undefined) {
       for (let i = 0; i < fields.length; i += 2) out[fields[i]] = fields[i + 1];
@@ -465,6 +681,8 @@ class RequestContext {
 
   set(key, value) {
     checkFieldKey(key);
+    checkFieldValue(value);
+    this.#adopt();
     const id = this.#id;
     let result;
     try {
@@ -473,9 +691,7 @@ class RequestContext {
         case 'number': result = native.contextSetNumber(id, key, value); break;
         case 'boolean': result = native.contextSetBoolean(id, key, value); break;
         case 'bigint': result = native.contextSetBigInt(id, key, value); break;
-        default:
-          if (value !== null) throw invalidArgType('value', 'string, number, bigint, boolean or null', value);
-          result = native.contextSetNull(id, key);
+        default: result = native.contextSetNull(id, key);
       }
     } catch (err) {
       throw fromNative(err);
@@ -487,6 +703,7 @@ class RequestContext {
 
   delete(key) {
     checkFieldKey(key);
+    this.#adopt();
     let result;
     try {
       result = native.contextDeleteField(this.#id, key);
@@ -519,10 +736,14 @@ class RequestContext {
   /** Counts a use of this context after it ended (a log line), warning once. */
   noteUse(what = 'a use') {
     if (!this.#ended) return;
-    try {
-      native.contextNoteUseAfterEnd(this.#id);
-    } catch {
-      // Released already: nothing left to count against.
+    if (!this.#recorded) {
+      unrecorded.usesAfterEnd++;
+    } else {
+      try {
+        native.contextNoteUseAfterEnd(this.#id);
+      } catch {
+        // Released already: nothing left to count against.
+      }
     }
     this.#usedAfterEnd(what);
   }
@@ -530,24 +751,23 @@ class RequestContext {
   /** Runs fn with this context current. */
   run(fn, ...args) {
     validateFunction(fn, 'fn');
-    return currentContext.run(this, () => {
-      this.#armDeadline();
-      return Reflect.apply(fn, undefined, args);
-    });
+    if (this.#rare?.deadline !== undefined) this.#armDeadline();
+    return currentContext.run(this, fn, ...args);
   }
 
   #armDeadline() {
-    const deadline = this.#rare?.deadline;
-    if (deadline === undefined || deadline.armed) return;
+    const deadline = this.#rare.deadline;
+    if (deadline.armed) return;
     deadline.armed = true;
-    // Called inside the context: the watchdog calls back in this async context.
-    native.contextOnDeadline(this.#id, () => {
+    // Run in this context: the watchdog calls back in the async context the
+    // callback was registered in.
+    currentContext.run(this, () => native.contextOnDeadline(this.#id, () => {
       if (this.#ended) return;
       const error = new DeadlineExceededError(this);
       deadline.controller.abort(error);
       if (deadline.onDeadline) deadline.onDeadline(this, error);
       else process.emitWarning(error.message, { type: 'AmbientWarning', code: 'AMBIENT_DEADLINE_EXCEEDED' });
-    });
+    }));
   }
 
   #runToEnd(fn, args) {
@@ -576,13 +796,15 @@ class RequestContext {
     validateObject(options, 'options');
     const deadline = deadlineOptions(options);
     const name = optionalString(options, 'name');
+    this.#adopt();
     let id;
     try {
       id = native.contextBeginScope(this.#id, independent, name, deadline?.ms);
     } catch (err) {
       throw fromNative(err);
     }
-    const scope = new RequestContext(CONSTRUCT, { id, kind: independent ? 'independent' : 'child', name }, deadline);
+    const scope = new RequestContext(CONSTRUCT, { id, kind: independent ? 'independent' : 'child', name });
+    if (deadline !== undefined) scope.#rareData().deadline = deadline;
     if (fn === undefined) return scope;
     validateFunction(fn, 'fn');
     return scope.#runToEnd(fn, args);
@@ -612,26 +834,32 @@ class RequestContext {
    */
   end(status = 'ok') {
     if (typeof status !== 'string') throw invalidArgType('status', 'string', status);
-    const rare = this.#rareData();
-    if (rare.endResult !== undefined) return rare.endResult;
+    if (this.#outcome !== undefined) return this.#outcome;
     this.#ended = true;
-    let durationMs;
+    if (!this.#recorded) {
+      const now = performance.now();
+      const endedAt = wallOffset + now;
+      this.#outcome = { status, durationMs: now - this.#start, endedAt };
+      unrecorded.ended++;
+      endedUnreleased.set(this.#id, endedAt);
+      return this.#outcome;
+    }
     try {
-      durationMs = native.contextEnd(this.#id, status);
+      const durationMs = native.contextEnd(this.#id, status);
       // -1: another handle (another thread) ended it first; ask how.
-      rare.endResult = durationMs >= 0 ?
+      this.#outcome = durationMs >= 0 ?
         { status, durationMs, endedAt: Date.now() } :
         native.contextOutcome(this.#id);
     } catch (err) {
       throw fromNative(err);
     }
-    return rare.endResult;
+    return this.#outcome;
   }
 
   /** A small structured-cloneable token for handing this context to a worker. */
   toToken() {
-    const { requestId, traceId, spanId } = this.ids();
-    return { type: TOKEN, id: this.#id, requestId, traceId, spanId };
+    this.#adopt();
+    return { type: TOKEN, id: this.#id, requestId: this.requestId, traceId: this.traceId, spanId: this.spanId };
   }
 
   toJSON() {
@@ -652,4 +880,4 @@ function deadlineOptions(options) {
   return { ms: deadlineMs, onDeadline, armed: false, controller: new AbortController() };
 }
 
-module.exports = { RequestContext, DeadlineExceededError, isValidRequestId, traceparentOf };
+module.exports = { RequestContext, DeadlineExceededError, isValidRequestId, traceparentOf, beginRoot, lineIdentityOf, startOf };

@@ -11,7 +11,7 @@ use napi_derive::napi;
 
 use crate::baggage::{self, BaggageEntry};
 use crate::ids::to_hex;
-use crate::store::{BeginOptions, FieldValue, Kind, Limits, Record, StoreError, STORE, VERSION_SLOTS};
+use crate::store::{Adopted, BeginOptions, FieldValue, Kind, Limits, Record, StoreError, STORE, VERSION_SLOTS};
 use crate::trace_context;
 
 /// A field value as JS reads it: string, number, BigInt (64-bit), boolean or null.
@@ -178,6 +178,89 @@ pub fn context_begin(
     .map_err(store_error)?;
   hold(&env, id)?;
   Ok(id as f64)
+}
+
+/// A pool of identities for contexts JS begins on its own: `count` ids
+/// reserved in the store, and for each a new trace id, span id and request
+/// id. Layout: `firstId\n` then `count` entries of 84 characters
+/// (`traceId(32) spanId(16) requestId(36)`), which JS slices. One crossing
+/// serves a whole batch of requests.
+#[napi(catch_unwind)]
+pub fn context_reserve(count: u32) -> String {
+  let count = u64::from(count.clamp(1, 4096));
+  let first = STORE.reserve_ids(count);
+  let mut out = String::with_capacity(24 + count as usize * crate::ids::POOL_ENTRY_LEN);
+  out.push_str(itoa::Buffer::new().format(first));
+  out.push('\n');
+  crate::ids::push_pool_entries(&mut out, count);
+  out
+}
+
+/// Gives a record to a root context JS began on its own (see
+/// `Store::adopt`). `ids` is `traceId(32) spanId(16) requestId`; the request
+/// id is a pool UUID when `generated`. Headers were validated by JS through
+/// `checkTraceparent`; `tracestate` is normalized here. Returns the record's
+/// field version.
+#[napi(catch_unwind)]
+pub fn context_adopt(
+  env: Env,
+  id: f64,
+  ids: String,
+  generated: bool,
+  flags: u32,
+  started_at: f64,
+  age_ms: f64,
+  parent_span_id: Option<String>,
+  tracestate: Option<String>,
+  baggage: Option<String>,
+  name: Option<String>,
+  deadline_ms: Option<f64>,
+  ended_status: Option<String>,
+  ended_duration_ms: Option<f64>,
+  ended_at: Option<f64>,
+) -> Result<u32> {
+  let bad = || Error::new(Status::InvalidArg, "malformed context identity".to_owned());
+  let bytes = ids.as_bytes();
+  if bytes.len() < 49 {
+    return Err(bad());
+  }
+  let trace_id = crate::ids::parse_lower_hex::<16>(&bytes[..32]).ok_or_else(bad)?;
+  let span_id = crate::ids::parse_lower_hex::<8>(&bytes[32..48]).ok_or_else(bad)?;
+  let request_id = match generated.then(|| uuid::Uuid::parse_str(&ids[48..]).ok()).flatten() {
+    Some(uuid) => crate::ids::RequestId::Generated(uuid),
+    None => crate::ids::RequestId::Given(ids[48..].into()),
+  };
+  let parent_span_id = match parent_span_id {
+    Some(p) => Some(crate::ids::parse_lower_hex::<8>(p.as_bytes()).ok_or_else(bad)?),
+    None => None,
+  };
+  let tracestate = tracestate.map(|t| trace_context::format_tracestate(&trace_context::parse_tracestate(&t))).unwrap_or_default();
+  let millis = |ms: f64| Duration::from_secs_f64(ms.max(0.0) / 1000.0);
+  let id = id as u64;
+  STORE.adopt(Adopted {
+    id,
+    request_id,
+    trace_id,
+    span_id,
+    parent_span_id,
+    flags: flags as u8,
+    tracestate,
+    baggage: baggage.as_deref().map(baggage::parse_baggage).unwrap_or_default(),
+    name,
+    started_wall_ms: started_at,
+    age: millis(age_ms),
+    deadline: deadline(deadline_ms),
+    ended: ended_status.map(|status| (status, millis(ended_duration_ms.unwrap_or(0.0)), ended_at.unwrap_or(started_at))),
+  });
+  hold(&env, id)?;
+  Ok(STORE.version_of(id))
+}
+
+/// Counts, in one crossing, the contexts JS began, ended and let go of
+/// without a record, and their uses after end.
+#[napi(catch_unwind)]
+pub fn context_count_unrecorded(created: f64, ended: f64, released: f64, uses_after_end: f64) {
+  STORE.count_unrecorded(created as u64, ended as u64, released as u64, uses_after_end as u64);
 }
 
 /// Begins a scope under `parent_id`: `independent` false for a child that

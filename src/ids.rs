@@ -7,6 +7,8 @@
 //! asking the OS each time.
 
 use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use rand::rngs::SmallRng;
 use rand::Rng;
@@ -43,9 +45,46 @@ pub fn new_span_id() -> [u8; 8] {
   }
 }
 
+/// The last UUIDv7 issued, as `unix_ms << 12 | counter`: ids are
+/// time-ordered across every thread of the process, and the 12-bit counter
+/// (`rand_a`, RFC 9562 method 1) keeps ids of one millisecond in issue
+/// order. Past 4096 ids in a millisecond the timestamp runs ahead, as the
+/// RFC allows.
+static LAST_V7: AtomicU64 = AtomicU64::new(0);
+
+/// `count` consecutive time-ordered UUIDv7s, for one id pool.
+pub fn request_ids(count: u64) -> impl Iterator<Item = uuid::Uuid> {
+  let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+  let floor = now_ms << 12;
+  let mut first = 0;
+  let _ = LAST_V7.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |last| {
+    first = last.max(floor.wrapping_sub(1)).wrapping_add(1);
+    Some(first + count - 1)
+  });
+  (0..count).map(move |i| {
+    let v = first + i;
+    let mut bytes = [0u8; 10];
+    bytes[..2].copy_from_slice(&((v & 0xfff) as u16).to_be_bytes());
+    bytes[2..].copy_from_slice(&next_u64().to_be_bytes());
+    uuid::Builder::from_unix_timestamp_millis(v >> 12, &bytes).into_uuid()
+  })
+}
+
 /// A new request id: a UUIDv7 in its hyphenated lowercase form.
 pub fn new_request_id() -> String {
-  uuid::Uuid::now_v7().hyphenated().to_string()
+  request_ids(1).next().unwrap_or_default().hyphenated().to_string()
+}
+
+/// One entry of a JS id pool, appended to `out`: a new trace id (32 hex), a
+/// new span id (16 hex) and a new request id (36), 84 characters.
+pub const POOL_ENTRY_LEN: usize = 84;
+
+pub fn push_pool_entries(out: &mut String, count: u64) {
+  for uuid in request_ids(count) {
+    push_hex(out, &new_trace_id());
+    push_hex(out, &new_span_id());
+    out.push_str(uuid.hyphenated().encode_lower(&mut uuid::Uuid::encode_buffer()));
+  }
 }
 
 /// A request id as a record keeps it: a generated UUIDv7 as its 16 bytes
@@ -58,7 +97,7 @@ pub enum RequestId {
 
 impl RequestId {
   pub fn generate() -> RequestId {
-    RequestId::Generated(uuid::Uuid::now_v7())
+    RequestId::Generated(request_ids(1).next().unwrap_or_default())
   }
 }
 
@@ -141,6 +180,24 @@ mod tests {
     let mut sorted = ids.clone();
     sorted.sort();
     assert_eq!(sorted, ids, "UUIDv7 ids generated in sequence sort in order");
+  }
+
+  #[test]
+  fn pool_entries_hold_valid_ids_in_request_id_order_across_batches() {
+    let mut pool = String::new();
+    push_pool_entries(&mut pool, 5000);
+    push_pool_entries(&mut pool, 3);
+    assert_eq!(pool.len(), 5003 * POOL_ENTRY_LEN);
+    let mut previous = String::new();
+    for entry in pool.as_bytes().chunks(POOL_ENTRY_LEN) {
+      let entry = std::str::from_utf8(entry).unwrap();
+      assert!(parse_lower_hex::<16>(entry[..32].as_bytes()).is_some_and(|t| t != [0; 16]));
+      assert!(parse_lower_hex::<8>(entry[32..48].as_bytes()).is_some_and(|s| s != [0; 8]));
+      let uuid = uuid::Uuid::parse_str(&entry[48..]).unwrap();
+      assert_eq!(uuid.get_version_num(), 7);
+      assert!(entry[48..] > *previous, "{} after {previous}", &entry[48..]);
+      previous = entry[48..].to_owned();
+    }
   }
 
   #[test]

@@ -4,7 +4,7 @@
 //! context's ids and fields from the store, escapes every string, and hands
 //! the line to the off-thread writer (`writer.rs`).
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use napi::bindgen_prelude::*;
@@ -28,6 +28,10 @@ fn push_field_value(out: &mut Vec<u8>, value: &FieldValue) {
     FieldValue::Null => out.extend_from_slice(b"null"),
     FieldValue::Bool(true) => out.extend_from_slice(b"true"),
     FieldValue::Bool(false) => out.extend_from_slice(b"false"),
+    // Whole numbers as JSON.stringify writes them (`11`, not `11.0`).
+    FieldValue::Number(n) if n.fract() == 0.0 && n.abs() <= MAX_SAFE_INTEGER as f64 => {
+      out.extend_from_slice(itoa::Buffer::new().format(*n as i64).as_bytes());
+    }
     FieldValue::Number(n) if n.is_finite() => {
       let _ = serde_json::to_writer(&mut *out, n);
     }
@@ -74,27 +78,55 @@ fn push_context(out: &mut Vec<u8>, r: &Record) {
   }
 }
 
-/// Builds one line. `bindings` are JSON members (`"a":1,"b":2`) and
-/// `object` a JSON object, both made by the JS serializer.
-pub fn format_line(level: u32, time_ms: u64, prefix: &str, context: Option<&Record>, bindings: Option<&str>, object: Option<&str>, msg: Option<&str>) -> Vec<u8> {
-  let mut out = Vec::with_capacity(256 + prefix.len() + bindings.map_or(0, str::len) + object.map_or(0, str::len) + msg.map_or(0, str::len));
+/// Where a line's context ids come from: the store's record (with its
+/// fields), or the identity string of a context that has no record (no
+/// fields), `traceId(32) spanId(16) requestId`.
+#[derive(Clone, Copy)]
+pub enum LineContext<'a> {
+  None,
+  Record(&'a Record),
+  Identity(&'a str),
+}
+
+fn push_identity(out: &mut Vec<u8>, ids: &str) {
+  // JS builds the string from pool ids or validated headers; anything else
+  // is logged as an escaped request id rather than trusted.
+  if ids.len() > 48 && ids.is_char_boundary(48) && ids.as_bytes()[..48].iter().all(u8::is_ascii_hexdigit) {
+    out.extend_from_slice(b"\"requestId\":");
+    push_json_string(out, &ids[48..]);
+    out.extend_from_slice(b",\"traceId\":\"");
+    out.extend_from_slice(&ids.as_bytes()[..32]);
+    out.extend_from_slice(b"\",\"spanId\":\"");
+    out.extend_from_slice(&ids.as_bytes()[32..48]);
+    out.extend_from_slice(b"\",");
+  } else {
+    out.extend_from_slice(b"\"requestId\":");
+    push_json_string(out, ids);
+    out.push(b',');
+  }
+}
+
+/// Builds one line. `bindings` are JSON members (`"a":1,"b":2`) made by
+/// the JS serializer; `body` appends the line's own members, each followed
+/// by a comma.
+pub fn format_line(level: u32, time_ms: u64, prefix: &str, context: LineContext, bindings: Option<&str>, body: impl Fn(&mut Vec<u8>), msg: Option<&str>) -> Vec<u8> {
+  let mut out = Vec::with_capacity(384 + prefix.len() + bindings.map_or(0, str::len) + msg.map_or(0, str::len));
   out.extend_from_slice(b"{\"level\":");
   out.extend_from_slice(itoa::Buffer::new().format(level).as_bytes());
   out.extend_from_slice(b",\"time\":");
   out.extend_from_slice(itoa::Buffer::new().format(time_ms).as_bytes());
   out.push(b',');
   out.extend_from_slice(prefix.as_bytes());
-  if let Some(r) = context {
-    push_context(&mut out, r);
+  match context {
+    LineContext::None => {}
+    LineContext::Record(r) => push_context(&mut out, r),
+    LineContext::Identity(ids) => push_identity(&mut out, ids),
   }
   if let Some(b) = bindings.filter(|b| !b.is_empty()) {
     out.extend_from_slice(b.as_bytes());
     out.push(b',');
   }
-  if let Some(members) = object.and_then(|o| o.strip_prefix('{')).and_then(|o| o.strip_suffix('}')).filter(|m| !m.is_empty()) {
-    out.extend_from_slice(members.as_bytes());
-    out.push(b',');
-  }
+  body(&mut out);
   if let Some(m) = msg {
     out.extend_from_slice(b"\"msg\":");
     push_json_string(&mut out, m);
@@ -127,12 +159,66 @@ pub struct LogDestination {
   pub prefix: String,
 }
 
-/// A native log destination shared by a logger and its children.
-#[napi]
-pub struct NativeLogDestination {
+/// Where lines go: the writer, whether to write on the calling thread, and
+/// the members every line starts with.
+struct Destination {
   writer: Arc<Writer>,
   sync: bool,
   prefix: String,
+}
+
+impl Destination {
+  fn deliver(&self, line: &[u8]) -> Result<u32> {
+    if self.sync {
+      self.writer.write_now(line).map_err(|e| Error::new(Status::GenericFailure, format!("log write failed: {e}")))?;
+      Ok(0)
+    } else if self.writer.push(line) {
+      Ok(0)
+    } else {
+      Ok(DROPPED)
+    }
+  }
+
+  /// Formats one line with the context's ids (and fields, from its record)
+  /// and delivers it. `body` appends the line's own members.
+  fn write_line(&self, level: u32, context_id: f64, identity: Option<&str>, bindings: Option<&str>, msg: Option<&str>, body: impl Fn(&mut Vec<u8>)) -> Result<u32> {
+    let mut flags = 0;
+    let line = if let Some(ids) = identity {
+      format_line(level, now_ms(), &self.prefix, LineContext::Identity(ids), bindings, &body, msg)
+    } else if context_id >= 0.0 {
+      let formatted = STORE.with(context_id as u64, |r| (format_line(level, now_ms(), &self.prefix, LineContext::Record(r), bindings, &body, msg), r.ended.is_some()));
+      match formatted {
+        Ok((line, ended)) => {
+          if ended {
+            // JS counts it and warns once (RequestContext#noteUse).
+            flags |= USED_AFTER_END;
+          }
+          line
+        }
+        // Released already: log without it rather than lose the line.
+        Err(_) => format_line(level, now_ms(), &self.prefix, LineContext::None, bindings, &body, msg),
+      }
+    } else {
+      format_line(level, now_ms(), &self.prefix, LineContext::None, bindings, &body, msg)
+    };
+    Ok(flags | self.deliver(&line)?)
+  }
+}
+
+/// Every destination of the process, by handle: the per-line calls are
+/// plain functions given the handle, which cost less to call than methods.
+static DESTINATIONS: LazyLock<RwLock<Vec<Arc<Destination>>>> = LazyLock::new(|| RwLock::new(Vec::new()));
+
+fn destination(handle: u32) -> Result<Arc<Destination>> {
+  let all = DESTINATIONS.read().unwrap_or_else(|e| e.into_inner());
+  all.get(handle as usize).cloned().ok_or_else(|| Error::new(Status::InvalidArg, format!("no log destination {handle}")))
+}
+
+/// A native log destination shared by a logger and its children.
+#[napi]
+pub struct NativeLogDestination {
+  destination: Arc<Destination>,
+  handle: u32,
 }
 
 /// What `write` reports, as bits.
@@ -155,58 +241,28 @@ impl NativeLogDestination {
       Some(other) => return Err(Error::new(Status::InvalidArg, format!("whenFull must be \"block\" or \"drop\", not {other:?}"))),
     };
     let capacity = options.buffer_bytes.unwrap_or(4 << 20) as usize;
-    Ok(NativeLogDestination { writer: Writer::start(sink, capacity, when_full), sync: options.sync.unwrap_or(false), prefix: options.prefix })
+    let destination = Arc::new(Destination { writer: Writer::start(sink, capacity, when_full), sync: options.sync.unwrap_or(false), prefix: options.prefix });
+    let mut all = DESTINATIONS.write().unwrap_or_else(|e| e.into_inner());
+    all.push(destination.clone());
+    Ok(NativeLogDestination { destination, handle: (all.len() - 1) as u32 })
   }
 
-  /// Writes one line. `context_id` is -1 outside a context. Returns bits:
-  /// 1 when the context had already ended (a use-after-end, still logged),
-  /// 2 when the line was dropped because the buffer was full.
-  #[napi(catch_unwind)]
-  pub fn write(&self, level: u32, context_id: f64, bindings: Option<String>, object: Option<String>, msg: Option<String>) -> Result<u32> {
-    let mut flags = 0;
-    let line = if context_id >= 0.0 {
-      let id = context_id as u64;
-      let formatted = STORE.with(id, |r| {
-        let ended = r.ended.is_some();
-        (format_line(level, now_ms(), &self.prefix, Some(r), bindings.as_deref(), object.as_deref(), msg.as_deref()), ended)
-      });
-      match formatted {
-        Ok((line, ended)) => {
-          if ended {
-            // JS counts it and warns once (RequestContext#noteUse).
-            flags |= USED_AFTER_END;
-          }
-          line
-        }
-        // Released already: log without it rather than lose the line.
-        Err(_) => format_line(level, now_ms(), &self.prefix, None, bindings.as_deref(), object.as_deref(), msg.as_deref()),
-      }
-    } else {
-      format_line(level, now_ms(), &self.prefix, None, bindings.as_deref(), object.as_deref(), msg.as_deref())
-    };
-    if self.sync {
-      self.writer.write_now(&line).map_err(|e| Error::new(Status::GenericFailure, format!("log write failed: {e}")))?;
-    } else if !self.writer.push(&line) {
-      flags |= DROPPED;
-    }
-    Ok(flags)
+  /// The handle `logWrite` and `logAccess` take.
+  #[napi(getter)]
+  pub fn handle(&self) -> u32 {
+    self.handle
   }
 
   /// Writes a line formatted in JS (the pretty mode), as given.
   #[napi(catch_unwind)]
   pub fn write_raw(&self, line: String) -> Result<()> {
-    if self.sync {
-      self.writer.write_now(line.as_bytes()).map_err(|e| Error::new(Status::GenericFailure, format!("log write failed: {e}")))
-    } else {
-      self.writer.push(line.as_bytes());
-      Ok(())
-    }
+    self.destination.deliver(line.as_bytes()).map(|_| ())
   }
 
   /// Blocks until every line so far is written (for exit paths).
   #[napi(catch_unwind)]
   pub fn flush_sync(&self) -> Result<()> {
-    match self.writer.flush() {
+    match self.destination.writer.flush() {
       None => Ok(()),
       Some(e) => Err(Error::new(Status::GenericFailure, format!("log write failed: {e}"))),
     }
@@ -216,20 +272,78 @@ impl NativeLogDestination {
   /// JS thread.
   #[napi]
   pub fn flush(&self) -> AsyncTask<FlushTask> {
-    AsyncTask::new(FlushTask { writer: self.writer.clone() })
+    AsyncTask::new(FlushTask { writer: self.destination.writer.clone() })
   }
 
   /// Lines dropped because the buffer was full (policy "drop").
   #[napi(getter)]
   pub fn dropped(&self) -> f64 {
-    self.writer.dropped.load(std::sync::atomic::Ordering::Relaxed) as f64
+    self.destination.writer.dropped.load(std::sync::atomic::Ordering::Relaxed) as f64
   }
 
   /// Flushes and stops the writer thread.
   #[napi(catch_unwind)]
   pub fn close(&self) {
-    self.writer.close();
+    self.destination.writer.close();
   }
+}
+
+/// Writes one line to destination `handle`. `context_id` is -1 outside a
+/// context or for a context without a record, whose `identity` (see
+/// `LineContext`) is given instead. `bindings` are JSON members and
+/// `object` a JSON object, both made by the JS serializer. Returns bits: 1
+/// when the context had already ended (a use-after-end, still logged), 2
+/// when the line was dropped because the buffer was full.
+#[napi(catch_unwind)]
+pub fn log_write(handle: u32, level: u32, context_id: f64, identity: Option<String>, bindings: Option<String>, object: Option<String>, msg: Option<String>) -> Result<u32> {
+  let members = object.as_deref().and_then(|o| o.strip_prefix('{')).and_then(|o| o.strip_suffix('}')).filter(|m| !m.is_empty());
+  destination(handle)?.write_line(level, context_id, identity.as_deref(), bindings.as_deref(), msg.as_deref(), |out| {
+    if let Some(m) = members {
+      out.extend_from_slice(m.as_bytes());
+      out.push(b',');
+    }
+  })
+}
+
+/// The middleware's "request completed" line, its members given one by
+/// one so no object is serialized in JS: `method`, `route` (when matched),
+/// `url`, `status`, `durationMs` and `bytes`. Otherwise as `logWrite`.
+#[napi(catch_unwind)]
+pub fn log_access(
+  handle: u32,
+  level: u32,
+  context_id: f64,
+  identity: Option<String>,
+  bindings: Option<String>,
+  method: String,
+  route: Option<String>,
+  url: String,
+  status: u32,
+  duration_ms: f64,
+  bytes: f64,
+  msg: String,
+) -> Result<u32> {
+  destination(handle)?.write_line(level, context_id, identity.as_deref(), bindings.as_deref(), Some(&msg), |out| {
+    push_access_members(out, &method, route.as_deref(), &url, status, duration_ms, bytes)
+  })
+}
+
+fn push_access_members(out: &mut Vec<u8>, method: &str, route: Option<&str>, url: &str, status: u32, duration_ms: f64, bytes: f64) {
+  out.extend_from_slice(b"\"method\":");
+  push_json_string(out, method);
+  if let Some(route) = route {
+    out.extend_from_slice(b",\"route\":");
+    push_json_string(out, route);
+  }
+  out.extend_from_slice(b",\"url\":");
+  push_json_string(out, url);
+  out.extend_from_slice(b",\"status\":");
+  out.extend_from_slice(itoa::Buffer::new().format(status).as_bytes());
+  out.extend_from_slice(b",\"durationMs\":");
+  push_field_value(out, &FieldValue::Number(duration_ms));
+  out.extend_from_slice(b",\"bytes\":");
+  push_field_value(out, &FieldValue::Number(bytes));
+  out.push(b',');
 }
 
 pub struct FlushTask {
@@ -264,7 +378,7 @@ mod tests {
 
   #[test]
   fn pino_keys_and_escaped_message() {
-    let line = format_line(30, 1_700_000_000_000, "\"pid\":1,", None, None, None, Some("hello \"world\"\r\n{\"level\":60}"));
+    let line = format_line(30, 1_700_000_000_000, "\"pid\":1,", LineContext::None, None, |_| {}, Some("hello \"world\"\r\n{\"level\":60}"));
     let v = parse(&line);
     assert_eq!(v["level"], 30);
     assert_eq!(v["time"], 1_700_000_000_000u64);
@@ -273,12 +387,44 @@ mod tests {
   }
 
   #[test]
+  fn access_line_members_are_escaped() {
+    let body = |out: &mut Vec<u8>| push_access_members(out, "GET", None, "/a\"\n{\"level\":60}", 200, 1.5, 11.0);
+    let v = parse(&format_line(30, 1, "", LineContext::None, Some("\"app\":\"x\""), body, Some("request completed")));
+    assert_eq!(v["method"], "GET");
+    assert!(v.get("route").is_none());
+    assert_eq!(v["url"], "/a\"\n{\"level\":60}");
+    assert_eq!(v["status"], 200);
+    assert_eq!(v["durationMs"], 1.5);
+    assert_eq!(v["bytes"], 11);
+    assert!(String::from_utf8(format_line(30, 1, "", LineContext::None, None, body, None)).unwrap().contains("\"bytes\":11,"));
+    assert_eq!(v["app"], "x");
+    assert_eq!(v["msg"], "request completed");
+    let body = |out: &mut Vec<u8>| push_access_members(out, "POST", Some("/orders/:id"), "/orders/7", 500, f64::NAN, 0.0);
+    let v = parse(&format_line(50, 1, "", LineContext::None, None, body, None));
+    assert_eq!(v["route"], "/orders/:id");
+    assert!(v["durationMs"].is_null());
+  }
+
+  #[test]
+  fn identity_of_a_context_without_a_record() {
+    let ids = format!("{}{}req-\"1\"\n", "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7");
+    let v = parse(&format_line(30, 1, "", LineContext::Identity(&ids), None, |_| {}, Some("m")));
+    assert_eq!(v["requestId"], "req-\"1\"\n");
+    assert_eq!(v["traceId"], "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_eq!(v["spanId"], "00f067aa0ba902b7");
+    // Not the expected shape: kept, escaped, as the request id.
+    let v = parse(&format_line(30, 1, "", LineContext::Identity("\"},\"forged\":1"), None, |_| {}, None));
+    assert_eq!(v["requestId"], "\"},\"forged\":1");
+    assert!(v.get("forged").is_none());
+  }
+
+  #[test]
   fn context_ids_fields_bindings_and_object() {
     let id = STORE.begin(crate::store::BeginOptions { request_id: Some("req-1".into()), ..Default::default() }).unwrap();
     STORE.set_field(id, "user\nname", FieldValue::Str("ada\"\n".into())).unwrap();
     STORE.set_field(id, "big", FieldValue::Integer(1 << 60)).unwrap();
     STORE.set_field(id, "nan", FieldValue::Number(f64::NAN)).unwrap();
-    let line = STORE.with(id, |r| format_line(50, 1, "", Some(r), Some("\"component\":\"db\""), Some("{\"rows\":3}"), None)).unwrap();
+    let line = STORE.with(id, |r| format_line(50, 1, "", LineContext::Record(r), Some("\"component\":\"db\""), |out| out.extend_from_slice(b"\"rows\":3,"), None)).unwrap();
     let v = parse(&line);
     assert_eq!(v["requestId"], "req-1");
     assert_eq!(v["traceId"].as_str().unwrap().len(), 32);

@@ -6,7 +6,7 @@
 //! (`release`), so late readers never see a hole, and ended records still
 //! referenced after a grace period show up as "lingering".
 
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -189,12 +189,32 @@ pub struct Store {
   /// Bumped on every field write of the records that hash to a slot; JS
   /// compares it with the version it cached to know when to re-read.
   versions: Box<[AtomicU32]>,
-  open: AtomicUsize,
 }
 
 pub const VERSION_SLOTS: usize = 1 << 16;
 
 pub static STORE: LazyLock<Store> = LazyLock::new(Store::new);
+
+/// A root context JS began on its own (ids from `reserve_ids` and the id
+/// pool), as `adopt` takes it.
+#[derive(Debug)]
+pub struct Adopted {
+  pub id: u64,
+  pub request_id: ids::RequestId,
+  pub trace_id: [u8; 16],
+  pub span_id: [u8; 8],
+  pub parent_span_id: Option<[u8; 8]>,
+  pub flags: u8,
+  pub tracestate: String,
+  pub baggage: Vec<BaggageEntry>,
+  pub name: Option<String>,
+  pub started_wall_ms: f64,
+  /// How long ago it began.
+  pub age: Duration,
+  pub deadline: Option<Duration>,
+  /// Status, monotonic duration and wall-clock end, when it already ended.
+  pub ended: Option<(String, Duration, f64)>,
+}
 
 /// What `begin` needs; all optional.
 #[derive(Debug, Default, Clone)]
@@ -221,7 +241,6 @@ impl Store {
       stats: Stats::default(),
       limits: std::sync::RwLock::new(Limits::default()),
       versions: (0..VERSION_SLOTS).map(|_| AtomicU32::new(0)).collect(),
-      open: AtomicUsize::new(0),
     }
   }
 
@@ -247,7 +266,6 @@ impl Store {
 
   fn insert(&self, record: Record) -> u64 {
     self.stats.created.fetch_add(1, Ordering::Relaxed);
-    self.open.fetch_add(1, Ordering::Relaxed);
     let id = record.id;
     self.records.insert(id, Box::new(record));
     id
@@ -434,7 +452,6 @@ impl Store {
     let release_now = r.handles == 0;
     drop(r);
     self.stats.ended.fetch_add(1, Ordering::Relaxed);
-    self.open.fetch_sub(1, Ordering::Relaxed);
     if release_now {
       self.remove(id);
     }
@@ -470,7 +487,53 @@ impl Store {
   }
 
   pub fn open_count(&self) -> usize {
-    self.open.load(Ordering::Relaxed)
+    let created = self.stats.created.load(Ordering::Relaxed);
+    created.saturating_sub(self.stats.ended.load(Ordering::Relaxed)) as usize
+  }
+
+  /// Takes `count` consecutive ids for contexts that JS begins on its own
+  /// (see `adopt`); returns the first.
+  pub fn reserve_ids(&self, count: u64) -> u64 {
+    self.next_id.fetch_add(count, Ordering::Relaxed)
+  }
+
+  /// Counts contexts that lived and ended without ever needing a record:
+  /// JS begins every root context on its own and reports them in batches.
+  pub fn count_unrecorded(&self, created: u64, ended: u64, released: u64, uses_after_end: u64) {
+    self.stats.created.fetch_add(created, Ordering::Relaxed);
+    self.stats.ended.fetch_add(ended, Ordering::Relaxed);
+    self.stats.released.fetch_add(released, Ordering::Relaxed);
+    self.stats.writes_after_end.fetch_add(uses_after_end, Ordering::Relaxed);
+  }
+
+  /// Gives a record to a context JS began on its own, once something needs
+  /// it (a field, a worker, a scope, a deadline, or simply living long
+  /// enough to be listed in flight). Its begin (and end, if it has ended)
+  /// were counted by `count_unrecorded`.
+  pub fn adopt(&self, adopted: Adopted) -> u64 {
+    let now = Instant::now();
+    let started = now.checked_sub(adopted.age).unwrap_or(now);
+    let ended = adopted.ended.map(|(status, duration, wall_ms)| Box::new(Ended { at: started + duration, wall_ms, status }));
+    let record = Record {
+      id: adopted.id,
+      request_id: adopted.request_id,
+      trace_id: adopted.trace_id,
+      span_id: adopted.span_id,
+      parent_span_id: adopted.parent_span_id,
+      flags: adopted.flags,
+      kind: Kind::Root,
+      handles: 1,
+      writes_after_end: 0,
+      field_bytes: 0,
+      fields: Vec::new(),
+      started_wall_ms: adopted.started_wall_ms,
+      started,
+      ended,
+      name: adopted.name.as_deref().map(intern),
+      extras: extras(None, adopted.tracestate, adopted.baggage, adopted.deadline.map(|d| now + d)),
+    };
+    self.records.insert(adopted.id, Box::new(record));
+    adopted.id
   }
 
   /// Records held in memory (open, or ended and still referenced).
