@@ -247,6 +247,31 @@ describe('adapters for pino and winston', () => {
     assert.equal(outside.requestId, undefined);
   });
 
+  it('the middleware logs its access line through a pino logger, inside the request context', async () => {
+    const pino = require('pino');
+    const express = require('express');
+    const chunks = [];
+    const logger = pino({ mixin: ambient.pinoMixin(), base: null }, { write: (s) => chunks.push(JSON.parse(s)) });
+    const app = express();
+    app.use(ambient.middleware({ logger }));
+    app.get('/orders/:id', (req, res) => res.send('ok'));
+    const server = http.createServer(app);
+    const port = await listen(server);
+    try {
+      const res = await request(port, { path: '/orders/7', headers: { 'x-request-id': 'pino-access-1' } });
+      assert.equal(res.status, 200);
+      for (let i = 0; i < 20 && chunks.length === 0; i++) await sleep(5);
+    } finally {
+      server.close();
+    }
+    assert.equal(chunks.length, 1);
+    const [line] = chunks;
+    assert.equal(line.msg, 'request completed');
+    assert.equal(line.requestId, 'pino-access-1');
+    assert.match(line.traceId, /^[0-9a-f]{32}$/);
+    assert.deepEqual([line.method, line.route, line.url, line.status, line.bytes], ['GET', '/orders/:id', '/orders/7', 200, 2]);
+  });
+
   it('winston format adds the context fields', async () => {
     const winston = require('winston');
     const { Writable } = require('node:stream');

@@ -229,6 +229,31 @@ describe('lifecycle and registry', () => {
     assert.equal(asyncCtx.end().status, 'error');
   });
 
+  it('generated ids are unique, and request ids are time-ordered UUIDv7s', async () => {
+    const seen = { requestId: new Set(), traceId: new Set(), spanId: new Set(), id: new Set() };
+    let previous = '';
+    // Several pools, with pauses so that some expire before they are used up.
+    for (let round = 0; round < 20; round++) {
+      for (let i = 0; i < 300; i++) {
+        const before = Date.now();
+        const ctx = RequestContext.begin();
+        const { requestId, traceId, spanId } = ctx.ids();
+        assert.match(requestId, /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+        assert.match(traceId, /^[0-9a-f]{32}$/);
+        assert.match(spanId, /^[0-9a-f]{16}$/);
+        assert.ok(requestId > previous, `${requestId} sorts after ${previous}`);
+        previous = requestId;
+        for (const [key, value] of Object.entries({ requestId, traceId, spanId, id: ctx.id })) seen[key].add(value);
+        // The UUIDv7 timestamp is its pool's, at most 100 ms before the begin.
+        const ms = parseInt(requestId.replace(/-/g, '').slice(0, 12), 16);
+        assert.ok(ms >= before - 110 && ms <= Date.now() + 1, `timestamp ${ms}, begin ${before}`);
+        ctx.end();
+      }
+      if (round % 5 === 0) await sleep(120);
+    }
+    for (const set of Object.values(seen)) assert.equal(set.size, 6000);
+  });
+
   it('lists in-flight contexts and counts created, open and ended', () => {
     const before = RequestContext.stats();
     const a = RequestContext.begin({ name: 'a', fields: { k: 1 } });

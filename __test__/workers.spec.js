@@ -78,6 +78,25 @@ describe('worker threads', () => {
     }
   });
 
+  it('another thread sees this thread\'s open contexts in flight, and not its short ones', async () => {
+    const open = RequestContext.begin({ name: 'long request' });
+    const short = RequestContext.begin({ name: 'short request' });
+    short.end();
+    // Published within 10 ms of the begin, without this thread asking.
+    await sleep(50);
+    const worker = new Worker(`
+      const { parentPort } = require('node:worker_threads');
+      const { RequestContext } = require(${JSON.stringify(path.join(__dirname, '..'))});
+      parentPort.postMessage(RequestContext.inFlight({ limit: 10000 }).map((c) => ({ id: c.id, requestId: c.requestId, name: c.name })));
+    `, { eval: true });
+    const exited = once(worker, 'exit');
+    const listed = await once(worker, 'message');
+    await exited;
+    assert.deepEqual(listed.filter((c) => c.id === open.id), [{ id: open.id, requestId: open.requestId, name: 'long request' }]);
+    assert.equal(listed.some((c) => c.id === short.id), false);
+    open.end();
+  });
+
   it('rejects a token that is not one', () => {
     assert.throws(() => RequestContext.fromToken({ id: 1 }), { code: 'ERR_INVALID_ARG_VALUE' });
     assert.throws(() => RequestContext.fromToken(null), { code: 'ERR_INVALID_ARG_VALUE' });
