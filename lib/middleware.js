@@ -39,8 +39,10 @@ function hookListeners() {
 }
 
 // Body bytes per response, counted by a prototype hook like the listeners:
-// content-length is often absent (streams, chunked responses).
-const bodyBytes = new WeakMap();
+// content-length is often absent (streams, chunked responses). Kept on the
+// response itself: every response the middleware sees gets the same one
+// property, so they share one shape.
+const BODY_BYTES = Symbol('ambient.bodyBytes');
 let bytesHooked = false;
 
 function hookByteCount() {
@@ -49,9 +51,9 @@ function hookByteCount() {
   const proto = http.ServerResponse.prototype;
   const { write, end } = proto;
   const add = (res, chunk, encoding) => {
-    const count = bodyBytes.get(res);
+    const count = res[BODY_BYTES];
     if (count === undefined || chunk == null || typeof chunk === 'function') return;
-    bodyBytes.set(res, count + (typeof chunk === 'string' ? Buffer.byteLength(chunk, typeof encoding === 'string' ? encoding : 'utf8') : chunk.length));
+    res[BODY_BYTES] = count + (typeof chunk === 'string' ? Buffer.byteLength(chunk, typeof encoding === 'string' ? encoding : 'utf8') : chunk.length);
   };
   proto.write = function countedWrite(chunk, encoding, cb) {
     add(this, chunk, encoding);
@@ -122,17 +124,17 @@ function ambientMiddleware(options = {}) {
       res.setHeader(header, ctx.requestId);
       res.setHeader('traceparent', ctx.traceparent);
     }
-    bodyBytes.set(res, 0);
+    res[BODY_BYTES] = 0;
     // 'close' follows 'finish' on every response, and comes alone when the
     // client went away first. Added outside the context (it is passed in),
     // so no binding is made for it.
-    res.once('close', () => {
+    res.on('close', () => {
       const aborted = !res.writableFinished;
       const durationMs = Math.round((performance.now() - startOf(ctx)) * 1000) / 1000;
       const url = req.originalUrl ?? req.url;
       const err = res.locals?.ambientError;
       if (aborted || err) {
-        const line = { method: req.method, route: routeOf(req), url, status: aborted ? undefined : res.statusCode, durationMs, bytes: bodyBytes.get(res), err };
+        const line = { method: req.method, route: routeOf(req), url, status: aborted ? undefined : res.statusCode, durationMs, bytes: res[BODY_BYTES], err };
         if (aborted) {
           line.aborted = true;
           write(ctx, 'warn', line, 'request aborted');
@@ -140,9 +142,9 @@ function ambientMiddleware(options = {}) {
           write(ctx, level, line, completedMessage);
         }
       } else if (own) {
-        log[WRITE_ACCESS](ctx, levelValue, req.method, routeOf(req), url, res.statusCode, durationMs, bodyBytes.get(res), completedMessage);
+        log[WRITE_ACCESS](ctx, levelValue, req.method, routeOf(req), url, res.statusCode, durationMs, res[BODY_BYTES], completedMessage);
       } else {
-        write(ctx, level, { method: req.method, route: routeOf(req), url, status: res.statusCode, durationMs, bytes: bodyBytes.get(res) }, completedMessage);
+        write(ctx, level, { method: req.method, route: routeOf(req), url, status: res.statusCode, durationMs, bytes: res[BODY_BYTES] }, completedMessage);
       }
       ctx.end(aborted ? 'aborted' : res.statusCode >= 500 ? 'error' : 'ok');
     });

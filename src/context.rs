@@ -153,6 +153,7 @@ fn compact(r: &Record) -> String {
 /// Begins a root context; returns its id. Every header
 /// is optional and validated: a bad one is replaced, never an error. A new
 /// trace (no valid `traceparent`) is sampled when `sampled` is true.
+#[allow(clippy::too_many_arguments)]
 #[napi(catch_unwind)]
 pub fn context_begin(
   env: Env,
@@ -201,6 +202,7 @@ pub fn context_reserve(count: u32) -> String {
 /// id is a pool UUID when `generated`. Headers were validated by JS through
 /// `checkTraceparent`; `tracestate` is normalized here. Returns the record's
 /// field version.
+#[allow(clippy::too_many_arguments)]
 #[napi(catch_unwind)]
 pub fn context_adopt(
   env: Env,
