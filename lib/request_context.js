@@ -68,8 +68,6 @@ const unrecorded = { created: 0, ended: 0, released: 0, usesAfterEnd: 0 };
 // Ended contexts without a record whose objects are still alive: id to end
 // time. Those older than the grace period are lingering.
 const endedUnreleased = new Map();
-// Roots of this thread that got a record, released through Rust.
-const recordedRoots = new Set();
 
 function flushCounts() {
   const { created, ended, released, usesAfterEnd } = unrecorded;
@@ -90,13 +88,13 @@ function flushReleased() {
   flushCounts();
 }
 const handles = new FinalizationRegistry((holding) => {
-  let id = holding;
-  if (holding < 0) {
-    id = -holding;
-    if (!recordedRoots.delete(id)) {
-      if (endedUnreleased.delete(id)) unrecorded.released++;
-      return;
-    }
+  const id = Math.abs(holding);
+  // A root begun in JS that ended without a record. Any other root (one
+  // with a record, or never ended) goes to Rust, which releases the record
+  // if this thread holds one.
+  if (holding < 0 && endedUnreleased.delete(id)) {
+    unrecorded.released++;
+    return;
   }
   if (released.push(id) === 1) queueMicrotask(flushReleased);
 });
@@ -106,6 +104,7 @@ let versions;
 // runs get a record, so every thread sees them in flight within
 // PUBLISH_AFTER_MS; the rest were counted and are forgotten.
 const PUBLISH_AFTER_MS = 10;
+const MAX_UNPUBLISHED = 4096;
 let unpublished = [];
 let publishAdopts;
 let lineIdentityOf;
@@ -126,6 +125,7 @@ function schedulePublish() {
 
 const FLAG_SAMPLED = 1;
 const FLAG_RANDOM = 2;
+const GENERATED = 0x100;
 const HEX_BYTE = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
 
 const REQUEST_ID_MAX = 128;
@@ -260,11 +260,6 @@ class RequestContext {
   #startedAt;
   // performance.now() at the begin, for the duration of a root begun in JS.
   #start;
-  // Whether the Rust store holds a record for it (always, except for a
-  // root begun in JS that nothing has needed a record for yet).
-  #recorded;
-  // A root whose request id came from the pool, kept as a UUID in Rust.
-  #generated = false;
   // What few contexts need, in one object made on demand so an open context
   // stays small: `info` (a context attached from another thread),
   // `parentSpanId`, `tracestate` and `baggage` (raw headers, until Rust has
@@ -292,35 +287,27 @@ class RequestContext {
       this.#flags = source.flags;
       this.#start = source.start;
       this.#startedAt = wallOffset + source.start;
-      this.#generated = source.generated;
-      this.#recorded = false;
+      // Bit 8: the request id came from the pool (Rust keeps it as a UUID).
+      if (source.generated) this.#flags |= GENERATED;
       handles.register(this, -source.id);
       return;
     }
     versions ??= native.contextVersions();
-    this.#recorded = true;
     if (info !== undefined) {
       // Attached from another thread: everything came as one object.
       this.#rareData().info = info;
       this.#id = info.id;
       this.#kind = info.kind;
       this.#name = info.name ?? undefined;
-      this.#ids = `${info.traceId}${info.spanId}${info.requestId}`;
       this.#flags = info.traceFlags;
       this.#startedAt = info.startedAt;
       this.#fields = flattenFields(info.fields);
       this.#seen = info.version;
       this.#ended = info.ended;
     } else {
-      // A scope, made in Rust.
+      // A scope, made in Rust: its ids are read from there when asked.
       this.#id = source.id;
-      const identity = parseIdentity(native.contextIdentity(source.id));
-      this.#ids = identity.ids;
-      this.#flags = identity.traceFlags;
-      this.#startedAt = identity.startedAt;
-      const rare = this.#rareData();
-      rare.parentSpanId = identity.parentSpanId;
-      rare.tracestate = identity.tracestate;
+      this.#flags = source.flags;
       // A child starts with its parent's fields, which this cache has not
       // seen yet: force the first read to fetch them.
       this.#seen = source.kind === 'child' ? -1 : versions[this.#id & VERSION_MASK];
@@ -328,12 +315,18 @@ class RequestContext {
     handles.register(this, this.#id);
   }
 
+  // Whether the Rust store holds a record for it: always, except for a root
+  // begun in JS that nothing has needed one for yet (it alone keeps #ids).
+  get #isRecorded() {
+    return this.#ids === undefined;
+  }
+
   #rareData() {
     return this.#rare ??= { info: undefined, parentSpanId: undefined, tracestate: undefined, baggage: undefined, deadline: undefined, warned: false };
   }
 
   static {
-    lineIdentityOf = (ctx) => (ctx.#recorded ? null : ctx.#ids);
+    lineIdentityOf = (ctx) => (ctx.#isRecorded ? null : ctx.#ids);
     // performance.now() when a root begun in JS began (the middleware times
     // its access line from it).
     startOf = (ctx) => ctx.#start;
@@ -344,12 +337,12 @@ class RequestContext {
 
   // Gives this root begun in JS its Rust record (once).
   #adopt() {
-    if (this.#recorded) return;
+    if (this.#isRecorded) return;
     const rare = this.#rare;
     const outcome = this.#outcome;
     let version;
     try {
-      version = native.contextAdopt(this.#id, this.#ids, this.#generated, this.#flags, this.#startedAt,
+      version = native.contextAdopt(this.#id, this.#ids, (this.#flags & GENERATED) !== 0, this.#flags & 0xff, this.#startedAt,
         performance.now() - this.#start, rare?.parentSpanId ?? null, rare?.tracestate ?? null, rare?.baggage ?? null,
         this.#name ?? null, rare?.deadline?.ms ?? null, outcome?.status ?? null, outcome?.durationMs ?? null,
         outcome?.endedAt ?? null);
@@ -357,9 +350,10 @@ class RequestContext {
       throw fromNative(err);
     }
     versions ??= native.contextVersions();
-    this.#recorded = true;
     this.#seen = version;
-    recordedRoots.add(this.#id);
+    // Rust has the ids now; an open context keeps no copy.
+    this.#ids = undefined;
+    this.#startedAt = undefined;
     // From now on Rust tracks whether it lingers.
     if (outcome !== undefined) endedUnreleased.delete(this.#id);
     if (rare !== undefined) {
@@ -428,7 +422,10 @@ class RequestContext {
         if (baggage) rare.baggage = baggage;
       }
       unrecorded.created++;
-      if (unpublished.push(ctx) === 1) schedulePublish();
+      const pending = unpublished.push(ctx);
+      if (pending === 1) schedulePublish();
+      // A loop that begins many contexts in one turn does not hold them all.
+      else if (pending >= MAX_UNPUBLISHED) publish();
       return ctx;
     };
   }
@@ -554,26 +551,38 @@ class RequestContext {
   get id() { return this.#id; }
   get kind() { return this.#kind; }
   get name() { return this.#name; }
-  get requestId() { return this.#ids.slice(48); }
-  get traceId() { return this.#ids.slice(0, 32); }
-  get spanId() { return this.#ids.slice(32, 48); }
+  // traceId(32) spanId(16) requestId: kept by a root until it has a
+  // record, then read from Rust (or from what an attach brought).
+  #idsText() {
+    if (this.#ids !== undefined) return this.#ids;
+    const info = this.#rare?.info;
+    if (info !== undefined) return `${info.traceId}${info.spanId}${info.requestId}`;
+    return parseIdentity(native.contextIdentity(this.#id)).ids;
+  }
+
+  get requestId() { return this.#idsText().slice(48); }
+  get traceId() { return this.#idsText().slice(0, 32); }
+  get spanId() { return this.#idsText().slice(32, 48); }
   get parentSpanId() {
     const rare = this.#rare;
-    return rare?.info !== undefined ? rare.info.parentSpanId ?? undefined : rare?.parentSpanId;
+    if (rare?.info !== undefined) return rare.info.parentSpanId ?? undefined;
+    if (!this.#isRecorded || this.#kind === 'root') return rare?.parentSpanId;
+    return parseIdentity(native.contextIdentity(this.#id)).parentSpanId;
   }
-  get traceFlags() { return this.#flags; }
+  get traceFlags() { return this.#flags & 0xff; }
   get tracestate() {
     const rare = this.#rare;
-    if (rare === undefined) return '';
-    if (rare.info !== undefined) return rare.info.tracestate;
-    if (!this.#recorded) {
-      if (rare.tracestate === undefined) return '';
-      // Normalized by the Rust codec, which has it once there is a record.
+    if (rare?.info !== undefined) return rare.info.tracestate;
+    if (!this.#isRecorded) {
+      // The raw header, normalized by the Rust codec once there is a record.
+      if (rare?.tracestate === undefined) return '';
       this.#adopt();
+    } else if (rare?.tracestate !== undefined) {
+      return rare.tracestate;
     }
-    return rare.tracestate ??= parseIdentity(native.contextIdentity(this.#id)).tracestate;
+    return this.#rareData().tracestate = parseIdentity(native.contextIdentity(this.#id)).tracestate;
   }
-  get startedAt() { return this.#startedAt; }
+  get startedAt() { return this.#startedAt ?? parseIdentity(native.contextIdentity(this.#id)).startedAt; }
   get ended() { return this.#ended; }
   /** An AbortSignal that aborts when the deadline passes (undefined without a deadline). */
   get signal() { return this.#rare?.deadline?.controller.signal; }
@@ -583,7 +592,7 @@ class RequestContext {
     const rare = this.#rare;
     let entries = rare?.info?.baggage;
     if (entries === undefined) {
-      if (!this.#recorded && rare?.baggage === undefined) return {};
+      if (!this.#isRecorded && rare?.baggage === undefined) return {};
       this.#adopt();
       entries = native.contextBaggage(this.#id);
     }
@@ -592,19 +601,19 @@ class RequestContext {
 
   /** requestId, traceId, spanId, parentSpanId and traceFlags in one read. */
   ids() {
-    const ids = this.#ids;
+    const ids = this.#idsText();
     return {
       requestId: ids.slice(48),
       traceId: ids.slice(0, 32),
       spanId: ids.slice(32, 48),
       parentSpanId: this.parentSpanId,
-      traceFlags: this.#flags,
+      traceFlags: this.#flags & 0xff,
     };
   }
 
   /** This context's own span, as a `traceparent` header (to echo on a response). */
   get traceparent() {
-    const ids = this.#ids;
+    const ids = this.#idsText();
     return `00-${ids.slice(0, 32)}-${ids.slice(32, 48)}-${HEX_BYTE[this.#flags & 0xff]}`;
   }
 
@@ -612,7 +621,7 @@ class RequestContext {
   outgoingTraceparent() {
     // A new span id from the pool (its other ids go unused).
     const at = takePoolEntry(performance.now());
-    return `00-${this.#ids.slice(0, 32)}-${pool.text.slice(at + 32, at + 48)}-${HEX_BYTE[this.#flags & 0xff]}`;
+    return `00-${this.traceId}-${pool.text.slice(at + 32, at + 48)}-${HEX_BYTE[this.#flags & 0xff]}`;
   }
 
   #sync() {
@@ -629,7 +638,7 @@ class RequestContext {
 
   get(key) {
     // Without a record nothing has set a field.
-    if (!this.#recorded) return undefined;
+    if (!this.#isRecorded) return undefined;
     this.#sync();
     const fields = this.#fields;
     if (fields !== undefined) {
@@ -639,7 +648,7 @@ class RequestContext {
   }
 
   has(key) {
-    if (!this.#recorded) return false;
+    if (!this.#isRecorded) return false;
     this.#sync();
     return this.#fields !== undefined && this.#fields.indexOf(key) % 2 === 0;
   }
@@ -647,7 +656,7 @@ class RequestContext {
   /** All fields, as a plain object. */
   fields() {
     const out = {};
-    if (!this.#recorded) return out;
+    if (!this.#isRecorded) return out;
     this.#sync();
     const fields = this.#fields;
     if (fields !== undefined) {
@@ -736,7 +745,7 @@ class RequestContext {
   /** Counts a use of this context after it ended (a log line), warning once. */
   noteUse(what = 'a use') {
     if (!this.#ended) return;
-    if (!this.#recorded) {
+    if (!this.#isRecorded) {
       unrecorded.usesAfterEnd++;
     } else {
       try {
@@ -803,7 +812,7 @@ class RequestContext {
     } catch (err) {
       throw fromNative(err);
     }
-    const scope = new RequestContext(CONSTRUCT, { id, kind: independent ? 'independent' : 'child', name });
+    const scope = new RequestContext(CONSTRUCT, { id, kind: independent ? 'independent' : 'child', name, flags: this.#flags & 0xff });
     if (deadline !== undefined) scope.#rareData().deadline = deadline;
     if (fn === undefined) return scope;
     validateFunction(fn, 'fn');
@@ -836,7 +845,7 @@ class RequestContext {
     if (typeof status !== 'string') throw invalidArgType('status', 'string', status);
     if (this.#outcome !== undefined) return this.#outcome;
     this.#ended = true;
-    if (!this.#recorded) {
+    if (!this.#isRecorded) {
       const now = performance.now();
       const endedAt = wallOffset + now;
       this.#outcome = { status, durationMs: now - this.#start, endedAt };
