@@ -98,6 +98,19 @@ for (const [label, expressModule] of [['Express 4', 'express4'], ['Express 5', '
       assert.ok(completed.durationMs >= 0);
     });
 
+    it('escapes what the client sent in the access line: it cannot forge a field or a line', async () => {
+      const forged = '/nothing"},"level":60,"msg":"forged\\x{"a":1}';
+      const res = await request(port, { path: forged, headers: { 'x-request-id': 'forge-1' } });
+      assert.equal(res.status, 404);
+      const lines = (await linesOf(log)).filter((l) => l.requestId === 'forge-1');
+      assert.equal(lines.length, 1);
+      assert.equal(lines[0].url, forged);
+      assert.equal(lines[0].level, 30);
+      assert.equal(lines[0].msg, 'request completed');
+      assert.equal(lines[0].status, 404);
+      assert.equal(lines[0].route, undefined);
+    });
+
     it('replaces hostile request ids, never echoing or logging them', async () => {
       const hostile = ['x'.repeat(129), 'has space', 'quote"and{json}\u0007', 'ünïcode'];
       for (const value of hostile) {

@@ -179,16 +179,19 @@ class Logger {
   }
 
   // The middleware's access line: its members cross as they are, with no
-  // object to serialize. Falls back to the general path for pretty output.
-  [WRITE_ACCESS](ctx, level, method, route, url, status, durationMs, bytes, msg) {
+  // object to serialize, and its strings joined into one (src/log.rs,
+  // log_access). `message` is { text, id } from accessMessage(). Falls back
+  // to the general path for pretty output, redaction, or a NUL in a string.
+  [WRITE_ACCESS](ctx, level, method, route, url, status, durationMs, bytes, message) {
     if (level < this.#level) return;
     const shared = this.#shared;
-    if (shared.pretty || shared.redact !== undefined) {
-      this.#writeIn(ctx, level, { method, route, url, status, durationMs, bytes }, msg);
+    if (shared.pretty || shared.redact !== undefined || url.includes('\0') || (route !== undefined && (route === '' || route.includes('\0')))) {
+      this.#writeIn(ctx, level, { method, route, url, status, durationMs, bytes }, message.text);
       return;
     }
-    this.#afterWrite(ctx, native.logAccess(shared.handle, level, ctx.id, lineIdentityOf(ctx), this.#bindings || null,
-      method, route ?? null, url, status, durationMs, bytes, msg));
+    const packed = `${lineIdentityOf(ctx) ?? ''}\0${method}\0${route ?? ''}\0${url}`;
+    this.#afterWrite(ctx, native.logAccess(shared.handle, message.id, level, ctx.id, this.#bindings || null,
+      packed, status, durationMs, bytes));
   }
 }
 
@@ -240,4 +243,9 @@ function createLogger(options = {}) {
   return new Logger(shared, '', options.level ?? 'info');
 }
 
-module.exports = { createLogger, LEVELS, WRITE_IN, WRITE_ACCESS };
+/** An access-line message, registered with Rust once (see WRITE_ACCESS). */
+function accessMessage(text) {
+  return { text, id: native.logAccessMessage(text) };
+}
+
+module.exports = { createLogger, LEVELS, WRITE_IN, WRITE_ACCESS, accessMessage };

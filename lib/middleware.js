@@ -5,8 +5,8 @@
 const http = require('node:http');
 const { RequestContext, isValidRequestId, beginRoot, startOf } = require('./request_context');
 const { runsInCurrentFrame } = require('./frame');
-const { createLogger, LEVELS, WRITE_IN, WRITE_ACCESS } = require('./logger');
-const { invalidArgValue, validateFunction, validateObject } = require('./errors');
+const { createLogger, LEVELS, WRITE_IN, WRITE_ACCESS, accessMessage } = require('./logger');
+const { invalidArgType, invalidArgValue, validateFunction, validateObject } = require('./errors');
 
 // Listeners for these run in the async context they were added in, so body
 // parsers and handlers waiting for 'end' or 'finish' keep the request's
@@ -97,6 +97,7 @@ function ambientMiddleware(options = {}) {
   const logStart = Boolean(options.logStart);
   const level = options.level ?? 'info';
   const completedMessage = options.completedMessage ?? 'request completed';
+  if (typeof completedMessage !== 'string') throw invalidArgType('options.completedMessage', 'string', completedMessage);
   if (typeof log[level] !== 'function') throw invalidArgValue('options.level', level, 'is not a level of the logger');
   hookListeners();
   hookByteCount();
@@ -105,6 +106,7 @@ function ambientMiddleware(options = {}) {
   // Another logger (pino, winston, ...) is called inside the context, where
   // its mixin or format finds the request; ambient's own takes it directly.
   const own = typeof log[WRITE_IN] === 'function';
+  const completed = own ? accessMessage(completedMessage) : undefined;
   const write = own ?
     (ctx, levelName, line, msg) => log[WRITE_IN](ctx, LEVELS[levelName], line, msg) :
     (ctx, levelName, line, msg) => ctx.run(() => log[levelName](line, msg));
@@ -142,7 +144,7 @@ function ambientMiddleware(options = {}) {
           write(ctx, level, line, completedMessage);
         }
       } else if (own) {
-        log[WRITE_ACCESS](ctx, levelValue, req.method, routeOf(req), url, res.statusCode, durationMs, res[BODY_BYTES], completedMessage);
+        log[WRITE_ACCESS](ctx, levelValue, req.method, routeOf(req), url, res.statusCode, durationMs, res[BODY_BYTES], completed);
       } else {
         write(ctx, level, { method: req.method, route: routeOf(req), url, status: res.statusCode, durationMs, bytes: res[BODY_BYTES] }, completedMessage);
       }

@@ -328,30 +328,43 @@ pub fn log_write(handle: u32, level: u32, context_id: f64, identity: Option<Stri
   })
 }
 
+/// Messages of access lines, registered once per middleware
+/// (`logAccessMessage`) so a line does not carry its message across.
+static ACCESS_MESSAGES: LazyLock<RwLock<Vec<Box<str>>>> = LazyLock::new(|| RwLock::new(Vec::new()));
+
+/// Registers the message of a middleware's access lines; returns the id
+/// `logAccess` takes.
+#[napi(catch_unwind)]
+pub fn log_access_message(msg: String) -> u32 {
+  let mut all = ACCESS_MESSAGES.write().unwrap_or_else(|e| e.into_inner());
+  all.push(msg.into());
+  (all.len() - 1) as u32
+}
+
 /// The middleware's "request completed" line, its members given one by
-/// one so no object is serialized in JS: `method`, `route` (when matched),
-/// `url`, `status`, `durationMs` and `bytes`. Otherwise as `logWrite`.
+/// one so no object is serialized in JS. Its strings cross as one, joined
+/// by NUL (which none of them can hold; JS checks the two that come from
+/// outside): the context's identity (empty when it has a record, then read
+/// from the store by `context_id`), `method`, `route` (empty when no route
+/// matched) and `url`. Numbers: `status`, `durationMs`, `bytes`. Otherwise
+/// as `logWrite`.
 #[allow(clippy::too_many_arguments)]
 #[napi(catch_unwind)]
-pub fn log_access(
-  handle: u32,
-  level: u32,
-  context_id: f64,
-  identity: Option<String>,
-  bindings: Option<String>,
-  method: String,
-  route: Option<String>,
-  url: String,
-  status: u32,
-  duration_ms: f64,
-  bytes: f64,
-  msg: String,
-) -> Result<u32> {
+pub fn log_access(handle: u32, message: u32, level: u32, context_id: f64, bindings: Option<String>, packed: String, status: u32, duration_ms: f64, bytes: f64) -> Result<u32> {
+  let (identity, method, route, url) = access_parts(&packed).ok_or_else(|| Error::new(Status::InvalidArg, "malformed access line".to_owned()))?;
+  let messages = ACCESS_MESSAGES.read().unwrap_or_else(|e| e.into_inner());
+  let msg = messages.get(message as usize).ok_or_else(|| Error::new(Status::InvalidArg, format!("no access message {message}")))?;
   with_destination(handle, |d| {
-    d.write_line(level, context_id, identity.as_deref(), bindings.as_deref(), Some(&msg), |out| {
-      push_access_members(out, &method, route.as_deref(), &url, status, duration_ms, bytes)
-    })
+    d.write_line(level, context_id, identity, bindings.as_deref(), Some(msg), |out| push_access_members(out, method, route, url, status, duration_ms, bytes))
   })
+}
+
+/// `identity\0method\0route\0url`, with an empty identity or route meaning
+/// none. The url comes last and may hold anything else.
+fn access_parts(packed: &str) -> Option<(Option<&str>, &str, Option<&str>, &str)> {
+  let mut parts = packed.splitn(4, '\0');
+  let (identity, method, route, url) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+  Some((Some(identity).filter(|i| !i.is_empty()), method, Some(route).filter(|r| !r.is_empty()), url))
 }
 
 fn push_access_members(out: &mut Vec<u8>, method: &str, route: Option<&str>, url: &str, status: u32, duration_ms: f64, bytes: f64) {
@@ -429,6 +442,13 @@ mod tests {
     let v = parse(&format_line(50, 1, "", LineContext::None, None, body, None));
     assert_eq!(v["route"], "/orders/:id");
     assert!(v["durationMs"].is_null());
+  }
+
+  #[test]
+  fn access_parts_split_on_nul_with_empty_meaning_none() {
+    assert_eq!(access_parts("ids\0GET\0/a/:b\0/a/1?x=\0"), Some((Some("ids"), "GET", Some("/a/:b"), "/a/1?x=\0")));
+    assert_eq!(access_parts("\0POST\0\0/"), Some((None, "POST", None, "/")));
+    assert_eq!(access_parts("ids\0GET\0/"), None);
   }
 
   #[test]
