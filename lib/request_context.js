@@ -100,27 +100,45 @@ const handles = new FinalizationRegistry((holding) => {
 });
 let versions;
 
-// Contexts begun in JS since the last publish(). Those still open when it
-// runs get a record, so every thread sees them in flight within
-// PUBLISH_AFTER_MS; the rest were counted and are forgotten.
+// Contexts begun in JS this turn of the event loop (`fresh`), and those
+// still open at the end of a turn (`waiting`). A waiting context still open
+// when publish() runs, PUBLISH_AFTER_MS after it started waiting, gets a
+// record, so every thread sees it in flight; the rest were counted and are
+// forgotten. Ended contexts leave `fresh` within the turn, so a short
+// request's objects die young instead of being kept for the timer.
 const PUBLISH_AFTER_MS = 10;
-const MAX_UNPUBLISHED = 4096;
-let unpublished = [];
+const MAX_FRESH = 4096;
+let fresh = [];
+let waiting = [];
+let isOpen;
 let publishAdopts;
 let lineIdentityOf;
 let startOf;
 let beginRoot;
 
-function publish() {
-  const list = unpublished;
-  unpublished = [];
-  for (const ctx of list) publishAdopts(ctx);
-  flushCounts();
+function sweepFresh() {
+  const list = fresh;
+  fresh = [];
+  for (const ctx of list) {
+    if (isOpen(ctx) && waiting.push(ctx) === 1) {
+      // Outside any context: the timer must not keep a request's frame alive.
+      runInFrame(undefined, () => setTimeout(publish, PUBLISH_AFTER_MS).unref(), null, []);
+    }
+  }
 }
 
-function schedulePublish() {
-  // Outside any context: the timer must not keep a request's frame alive.
-  runInFrame(undefined, () => setTimeout(publish, PUBLISH_AFTER_MS).unref(), null, []);
+function scheduleSweep() {
+  runInFrame(undefined, setImmediate, null, [sweepFresh]);
+}
+
+// Gives every open context of this thread that has no record one (the
+// timer's, or stats() and inFlight() asking), and sends the counts.
+function publish() {
+  sweepFresh();
+  const list = waiting;
+  waiting = [];
+  for (const ctx of list) publishAdopts(ctx);
+  flushCounts();
 }
 
 const FLAG_SAMPLED = 1;
@@ -330,6 +348,7 @@ class RequestContext {
     // performance.now() when a root begun in JS began (the middleware times
     // its access line from it).
     startOf = (ctx) => ctx.#start;
+    isOpen = (ctx) => !ctx.#ended;
     publishAdopts = (ctx) => {
       if (!ctx.#ended) ctx.#adopt();
     };
@@ -422,10 +441,10 @@ class RequestContext {
         if (baggage) rare.baggage = baggage;
       }
       unrecorded.created++;
-      const pending = unpublished.push(ctx);
-      if (pending === 1) schedulePublish();
+      const pending = fresh.push(ctx);
+      if (pending === 1) scheduleSweep();
       // A loop that begins many contexts in one turn does not hold them all.
-      else if (pending >= MAX_UNPUBLISHED) publish();
+      else if (pending >= MAX_FRESH) sweepFresh();
       return ctx;
     };
   }

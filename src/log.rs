@@ -18,9 +18,18 @@ use crate::writer::{Sink, WhenFull, Writer};
 const MAX_SAFE_INTEGER: i64 = (1 << 53) - 1;
 
 fn push_json_string(out: &mut Vec<u8>, s: &str) {
-  // serde_json escapes quotes, backslashes and every control character
-  // (CR and LF included), so no value can end a line or forge a field.
-  let _ = serde_json::to_writer(&mut *out, s);
+  // Most strings (ids, methods, paths, messages) need no escaping: copy
+  // those as they are. Otherwise serde_json escapes quotes, backslashes and
+  // every control character (CR and LF included), so no value can end a
+  // line or forge a field.
+  if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+    out.reserve(s.len() + 2);
+    out.push(b'"');
+    out.extend_from_slice(s.as_bytes());
+    out.push(b'"');
+  } else {
+    let _ = serde_json::to_writer(&mut *out, s);
+  }
 }
 
 fn push_field_value(out: &mut Vec<u8>, value: &FieldValue) {
@@ -413,6 +422,15 @@ mod tests {
     assert_eq!(line.last(), Some(&b'\n'));
     assert_eq!(line.iter().filter(|&&b| b == b'\n').count(), 1, "exactly one line");
     serde_json::from_slice(line).unwrap()
+  }
+
+  #[test]
+  fn strings_are_escaped_exactly_as_serde_json_does() {
+    for s in ["", "plain /path?a=1", "quote\"", "back\\slash", "nl\n cr\r tab\t", "\u{0}\u{1f}\u{7f}", "ünïcode ✓", "\u{2028}"] {
+      let mut out = Vec::new();
+      push_json_string(&mut out, s);
+      assert_eq!(String::from_utf8(out).unwrap(), serde_json::to_string(s).unwrap());
+    }
   }
 
   #[test]
