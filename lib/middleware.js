@@ -3,7 +3,7 @@
 // per request, its ids echoed on the response, req/res listeners bound to it,
 // and one "request completed" line logged inside it.
 const http = require('node:http');
-const { RequestContext, isValidRequestId, beginRoot, startOf } = require('./request_context');
+const { RequestContext, isValidRequestId, beginRoot, elapsedOf } = require('./request_context');
 const { runsInCurrentFrame } = require('./frame');
 const { createLogger, LEVELS, WRITE_IN, WRITE_ACCESS, accessMessage } = require('./logger');
 const { invalidArgType, invalidArgValue, validateFunction, validateObject } = require('./errors');
@@ -132,7 +132,7 @@ function ambientMiddleware(options = {}) {
     // so no binding is made for it.
     res.on('close', () => {
       const aborted = !res.writableFinished;
-      const durationMs = Math.round((performance.now() - startOf(ctx)) * 1000) / 1000;
+      const durationMs = Math.round(elapsedOf(ctx) * 1000) / 1000;
       const url = req.originalUrl ?? req.url;
       const err = res.locals?.ambientError;
       if (aborted || err) {

@@ -113,16 +113,20 @@ let waiting = [];
 let isOpen;
 let publishAdopts;
 let lineIdentityOf;
-let startOf;
+let elapsedOf;
 let beginRoot;
 
 function sweepFresh() {
   const list = fresh;
   fresh = [];
   for (const ctx of list) {
-    if (isOpen(ctx) && waiting.push(ctx) === 1) {
+    if (!isOpen(ctx)) continue;
+    const count = waiting.push(ctx);
+    if (count === 1) {
       // Outside any context: the timer must not keep a request's frame alive.
       runInFrame(undefined, () => setTimeout(publish, PUBLISH_AFTER_MS).unref(), null, []);
+    } else if (count >= MAX_FRESH) {
+      publishWaiting();
     }
   }
 }
@@ -135,15 +139,22 @@ function scheduleSweep() {
 // timer's, or stats() and inFlight() asking), and sends the counts.
 function publish() {
   sweepFresh();
+  publishWaiting();
+  flushCounts();
+}
+
+function publishWaiting() {
   const list = waiting;
   waiting = [];
   for (const ctx of list) publishAdopts(ctx);
-  flushCounts();
 }
 
 const FLAG_SAMPLED = 1;
 const FLAG_RANDOM = 2;
 const GENERATED = 0x100;
+const KIND_SHIFT = 9;
+const KINDS = ['root', 'child', 'independent'];
+const ENDED = 0x800;
 const HEX_BYTE = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
 
 const REQUEST_ID_MAX = 128;
@@ -269,13 +280,14 @@ class DeadlineExceededError extends Error {
 
 class RequestContext {
   #id;
-  #kind;
   #name;
   // traceId(32) spanId(16) requestId, as one string: for a root begun in JS
   // a slice of the id pool, which the logger hands to Rust as it is.
   #ids;
+  // Bits 0-7: the W3C trace flags; 8: the request id came from the pool
+  // (Rust keeps it as a UUID); 9-10: the kind; 11: ended. One small integer
+  // rather than four fields keeps an open context small.
   #flags;
-  #startedAt;
   // performance.now() at the begin, for the duration of a root begun in JS.
   #start;
   // What few contexts need, in one object made on demand so an open context
@@ -288,14 +300,12 @@ class RequestContext {
   // search at that size. Made by the first read of a recorded context.
   #fields;
   #seen;
-  #ended = false;
   #outcome;
 
   constructor(token, source) {
     if (token !== CONSTRUCT) {
       throw new TypeError('RequestContext has no public constructor; use RequestContext.run() or RequestContext.begin()');
     }
-    this.#kind = source.kind;
     this.#name = source.name;
     const info = source.info;
     if (source.ids !== undefined) {
@@ -304,7 +314,6 @@ class RequestContext {
       this.#ids = source.ids;
       this.#flags = source.flags;
       this.#start = source.start;
-      this.#startedAt = wallOffset + source.start;
       // Bit 8: the request id came from the pool (Rust keeps it as a UUID).
       if (source.generated) this.#flags |= GENERATED;
       handles.register(this, -source.id);
@@ -315,17 +324,14 @@ class RequestContext {
       // Attached from another thread: everything came as one object.
       this.#rareData().info = info;
       this.#id = info.id;
-      this.#kind = info.kind;
       this.#name = info.name ?? undefined;
-      this.#flags = info.traceFlags;
-      this.#startedAt = info.startedAt;
+      this.#flags = info.traceFlags | (KINDS.indexOf(info.kind) << KIND_SHIFT) | (info.ended ? ENDED : 0);
       this.#fields = flattenFields(info.fields);
       this.#seen = info.version;
-      this.#ended = info.ended;
     } else {
       // A scope, made in Rust: its ids are read from there when asked.
       this.#id = source.id;
-      this.#flags = source.flags;
+      this.#flags = source.flags | (KINDS.indexOf(source.kind) << KIND_SHIFT);
       // A child starts with its parent's fields, which this cache has not
       // seen yet: force the first read to fetch them.
       this.#seen = source.kind === 'child' ? -1 : versions[this.#id & VERSION_MASK];
@@ -345,12 +351,11 @@ class RequestContext {
 
   static {
     lineIdentityOf = (ctx) => (ctx.#isRecorded ? null : ctx.#ids);
-    // performance.now() when a root begun in JS began (the middleware times
-    // its access line from it).
-    startOf = (ctx) => ctx.#start;
-    isOpen = (ctx) => !ctx.#ended;
+    // How long ago it began, in ms (the middleware's access line).
+    elapsedOf = (ctx) => (ctx.#start !== undefined ? performance.now() - ctx.#start : native.contextElapsed(ctx.#id));
+    isOpen = (ctx) => !(ctx.#flags & ENDED) !== 0;
     publishAdopts = (ctx) => {
-      if (!ctx.#ended) ctx.#adopt();
+      if (!(ctx.#flags & ENDED) !== 0) ctx.#adopt();
     };
   }
 
@@ -361,7 +366,7 @@ class RequestContext {
     const outcome = this.#outcome;
     let version;
     try {
-      version = native.contextAdopt(this.#id, this.#ids, (this.#flags & GENERATED) !== 0, this.#flags & 0xff, this.#startedAt,
+      version = native.contextAdopt(this.#id, this.#ids, (this.#flags & GENERATED) !== 0, this.#flags & 0xff, wallOffset + this.#start,
         performance.now() - this.#start, rare?.parentSpanId ?? null, rare?.tracestate ?? null, rare?.baggage ?? null,
         this.#name ?? null, rare?.deadline?.ms ?? null, outcome?.status ?? null, outcome?.durationMs ?? null,
         outcome?.endedAt ?? null);
@@ -372,7 +377,7 @@ class RequestContext {
     this.#seen = version;
     // Rust has the ids now; an open context keeps no copy.
     this.#ids = undefined;
-    this.#startedAt = undefined;
+    this.#start = undefined;
     // From now on Rust tracks whether it lingers.
     if (outcome !== undefined) endedUnreleased.delete(this.#id);
     if (rare !== undefined) {
@@ -568,7 +573,7 @@ class RequestContext {
   }
 
   get id() { return this.#id; }
-  get kind() { return this.#kind; }
+  get kind() { return KINDS[this.#flags >> KIND_SHIFT & 3]; }
   get name() { return this.#name; }
   // traceId(32) spanId(16) requestId: kept by a root until it has a
   // record, then read from Rust (or from what an attach brought).
@@ -585,7 +590,7 @@ class RequestContext {
   get parentSpanId() {
     const rare = this.#rare;
     if (rare?.info !== undefined) return rare.info.parentSpanId ?? undefined;
-    if (!this.#isRecorded || this.#kind === 'root') return rare?.parentSpanId;
+    if (!this.#isRecorded || (this.#flags >> KIND_SHIFT & 3) === 0) return rare?.parentSpanId;
     return parseIdentity(native.contextIdentity(this.#id)).parentSpanId;
   }
   get traceFlags() { return this.#flags & 0xff; }
@@ -601,8 +606,11 @@ class RequestContext {
     }
     return this.#rareData().tracestate = parseIdentity(native.contextIdentity(this.#id)).tracestate;
   }
-  get startedAt() { return this.#startedAt ?? parseIdentity(native.contextIdentity(this.#id)).startedAt; }
-  get ended() { return this.#ended; }
+  get startedAt() {
+    if (!this.#isRecorded) return wallOffset + this.#start;
+    return this.#rare?.info?.startedAt ?? parseIdentity(native.contextIdentity(this.#id)).startedAt;
+  }
+  get ended() { return ((this.#flags & ENDED) !== 0); }
   /** An AbortSignal that aborts when the deadline passes (undefined without a deadline). */
   get signal() { return this.#rare?.deadline?.controller.signal; }
 
@@ -763,7 +771,7 @@ class RequestContext {
 
   /** Counts a use of this context after it ended (a log line), warning once. */
   noteUse(what = 'a use') {
-    if (!this.#ended) return;
+    if (!((this.#flags & ENDED) !== 0)) return;
     if (!this.#isRecorded) {
       unrecorded.usesAfterEnd++;
     } else {
@@ -790,7 +798,7 @@ class RequestContext {
     // Run in this context: the watchdog calls back in the async context the
     // callback was registered in.
     currentContext.run(this, () => native.contextOnDeadline(this.#id, () => {
-      if (this.#ended) return;
+      if (((this.#flags & ENDED) !== 0)) return;
       const error = new DeadlineExceededError(this);
       deadline.controller.abort(error);
       if (deadline.onDeadline) deadline.onDeadline(this, error);
@@ -863,7 +871,7 @@ class RequestContext {
   end(status = 'ok') {
     if (typeof status !== 'string') throw invalidArgType('status', 'string', status);
     if (this.#outcome !== undefined) return this.#outcome;
-    this.#ended = true;
+    this.#flags |= ENDED;
     if (!this.#isRecorded) {
       const now = performance.now();
       const endedAt = wallOffset + now;
@@ -908,4 +916,4 @@ function deadlineOptions(options) {
   return { ms: deadlineMs, onDeadline, armed: false, controller: new AbortController() };
 }
 
-module.exports = { RequestContext, DeadlineExceededError, isValidRequestId, traceparentOf, beginRoot, lineIdentityOf, startOf };
+module.exports = { RequestContext, DeadlineExceededError, isValidRequestId, traceparentOf, beginRoot, lineIdentityOf, elapsedOf };

@@ -401,6 +401,12 @@ pub fn context_end(id: f64, status: String) -> Result<f64> {
   Ok(duration.as_secs_f64() * 1000.0)
 }
 
+/// Milliseconds since a context began (monotonic), until it ends.
+#[napi(catch_unwind)]
+pub fn context_elapsed(id: f64) -> Result<f64> {
+  STORE.with(id as u64, |r| r.duration().as_secs_f64() * 1000.0).map_err(store_error)
+}
+
 #[napi(object)]
 pub struct ContextOutcome {
   pub status: String,
