@@ -141,13 +141,16 @@ export interface ContextStats {
   created: number
   open: number
   ended: number
-  /** Records freed: ended, and no JS object on any thread refers to them. */
+  /** Contexts let go of: ended, and no JS object on any thread refers to them. */
   released: number
-  /** Ended, but still referenced by live JS objects after the grace period. */
+  /**
+   * Ended, but still referenced by live JS objects after the grace period:
+   * contexts with a Rust record on any thread, plus this thread's others.
+   */
   lingering: number
   /** Field writes and log calls made in ended contexts. */
   useAfterEnd: number
-  /** Records in memory: open, plus ended and still referenced. */
+  /** Rust records in memory: open, plus ended and still referenced. A context gets one when it needs it (fields, a worker, a scope, a deadline, or being open for 10 ms). */
   live: number
 }
 
@@ -199,9 +202,9 @@ export declare class RequestContext {
   static task<T>(data: T): ContextTask<T>
   /** Wraps a worker-side handler: runs it in the context of each `task()`, with the task's data. */
   static handleTask<T, R>(handler: (data: T) => R): (task: ContextTask<T> | T) => R
-  /** Process-wide counters (all threads). */
+  /** Process-wide counters (all threads: this thread's exactly, others' within about 10 ms). */
   static stats(): ContextStats
-  /** Open contexts, oldest first. */
+  /** Open contexts, oldest first (another thread's appear within about 10 ms of their begin). */
   static inFlight(options?: { limit?: number; maxFields?: number }): InFlightContext[]
   /** Process-wide settings; returns those in force. */
   static configure(settings?: RequestContextSettings): Required<Omit<RequestContextSettings, 'generateRequestId'>>

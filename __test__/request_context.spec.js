@@ -254,6 +254,23 @@ describe('lifecycle and registry', () => {
     for (const set of Object.values(seen)) assert.equal(set.size, 6000);
   });
 
+  it('a context that ends within the publish interval never gets a Rust record; one still open does', async () => {
+    const before = RequestContext.stats();
+    const ended = [];
+    for (let i = 0; i < 100; i++) ended.push(RequestContext.begin());
+    for (const ctx of ended) ctx.end();
+    const open = RequestContext.begin({ name: 'still open' });
+    await sleep(40);
+    const after = RequestContext.stats();
+    assert.equal(after.created - before.created, 101);
+    assert.equal(after.ended - before.ended, 100);
+    // The ended ones are still referenced here: with records they would all be live.
+    assert.ok(after.live - before.live <= 1, `records grew by ${after.live - before.live}`);
+    assert.ok(RequestContext.inFlight({ limit: 10000 }).some((c) => c.id === open.id));
+    assert.equal(ended[0].requestId.length, 36);
+    open.end();
+  });
+
   it('lists in-flight contexts and counts created, open and ended', () => {
     const before = RequestContext.stats();
     const a = RequestContext.begin({ name: 'a', fields: { k: 1 } });

@@ -3,7 +3,7 @@
 // per request, its ids echoed on the response, req/res listeners bound to it,
 // and one "request completed" line logged inside it.
 const http = require('node:http');
-const { RequestContext, isValidRequestId, beginRoot, elapsedOf } = require('./request_context');
+const { RequestContext, isValidRequestId, beginRoot, elapsedOf, endAt } = require('./request_context');
 const { runsInCurrentFrame } = require('./frame');
 const { createLogger, LEVELS, WRITE_IN, WRITE_ACCESS, accessMessage } = require('./logger');
 const { invalidArgType, invalidArgValue, validateFunction, validateObject } = require('./errors');
@@ -132,7 +132,8 @@ function ambientMiddleware(options = {}) {
     // so no binding is made for it.
     res.on('close', () => {
       const aborted = !res.writableFinished;
-      const durationMs = Math.round(elapsedOf(ctx) * 1000) / 1000;
+      const now = performance.now();
+      const durationMs = Math.round(elapsedOf(ctx, now) * 1000) / 1000;
       const url = req.originalUrl ?? req.url;
       const err = res.locals?.ambientError;
       if (aborted || err) {
@@ -148,7 +149,7 @@ function ambientMiddleware(options = {}) {
       } else {
         write(ctx, level, { method: req.method, route: routeOf(req), url, status: res.statusCode, durationMs, bytes: res[BODY_BYTES] }, completedMessage);
       }
-      ctx.end(aborted ? 'aborted' : res.statusCode >= 500 ? 'error' : 'ok');
+      endAt(ctx, aborted ? 'aborted' : res.statusCode >= 500 ? 'error' : 'ok', now);
     });
     if (rejected !== undefined) write(ctx, 'debug', { reason: rejected }, 'incoming request id replaced by a generated one');
     if (logStart) write(ctx, level, { method: req.method, url: req.originalUrl ?? req.url }, 'request started');

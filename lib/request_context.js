@@ -100,54 +100,48 @@ const handles = new FinalizationRegistry((holding) => {
 });
 let versions;
 
-// Contexts begun in JS this turn of the event loop (`fresh`), and those
-// still open at the end of a turn (`waiting`). A waiting context still open
-// when publish() runs, PUBLISH_AFTER_MS after it started waiting, gets a
-// record, so every thread sees it in flight; the rest were counted and are
-// forgotten. Ended contexts leave `fresh` within the turn, so a short
-// request's objects die young instead of being kept for the timer.
+// Roots begun in JS that are open and have no record, in no order (each
+// knows its slot, so ending one is a swap with the last). While there are
+// any, a timer checks every PUBLISH_AFTER_MS and gives those open that long
+// a record, so every thread sees them in flight. A short request is removed
+// when it ends and never waits for the timer.
 const PUBLISH_AFTER_MS = 10;
-const MAX_FRESH = 4096;
-let fresh = [];
-let waiting = [];
-let isOpen;
-let publishAdopts;
-let lineIdentityOf;
-let elapsedOf;
-let beginRoot;
+const openRoots = [];
+let publishArmed = false;
+let adoptIfOlder;
+let unlist;
 
-function sweepFresh() {
-  const list = fresh;
-  fresh = [];
-  for (const ctx of list) {
-    if (!isOpen(ctx)) continue;
-    const count = waiting.push(ctx);
-    if (count === 1) {
-      // Outside any context: the timer must not keep a request's frame alive.
-      runInFrame(undefined, () => setTimeout(publish, PUBLISH_AFTER_MS).unref(), null, []);
-    } else if (count >= MAX_FRESH) {
-      publishWaiting();
-    }
+function armPublish() {
+  publishArmed = true;
+  // Outside any context: the timer must not keep a request's frame alive.
+  runInFrame(undefined, () => setTimeout(publishTick, PUBLISH_AFTER_MS).unref(), null, []);
+}
+
+function publishTick() {
+  publishArmed = false;
+  adoptOlderThan(performance.now() - PUBLISH_AFTER_MS);
+  flushCounts();
+  if (openRoots.length > 0) armPublish();
+}
+
+// Backwards: adopting one moves the last entry, already visited, into its slot.
+function adoptOlderThan(cutoff) {
+  for (let i = openRoots.length - 1; i >= 0; i--) {
+    if (i < openRoots.length) adoptIfOlder(openRoots[i], cutoff);
   }
 }
 
-function scheduleSweep() {
-  runInFrame(undefined, setImmediate, null, [sweepFresh]);
-}
-
-// Gives every open context of this thread that has no record one (the
-// timer's, or stats() and inFlight() asking), and sends the counts.
+// Gives every open context of this thread that has no record one (stats()
+// and inFlight() ask for exact figures), and sends the counts.
 function publish() {
-  sweepFresh();
-  publishWaiting();
+  adoptOlderThan(Infinity);
   flushCounts();
 }
 
-function publishWaiting() {
-  const list = waiting;
-  waiting = [];
-  for (const ctx of list) publishAdopts(ctx);
-}
+let lineIdentityOf;
+let elapsedOf;
+let endAt;
+let beginRoot;
 
 const FLAG_SAMPLED = 1;
 const FLAG_RANDOM = 2;
@@ -301,6 +295,8 @@ class RequestContext {
   #fields;
   #seen;
   #outcome;
+  // Index in openRoots, -1 when not there.
+  #slot = -1;
 
   constructor(token, source) {
     if (token !== CONSTRUCT) {
@@ -352,11 +348,21 @@ class RequestContext {
   static {
     lineIdentityOf = (ctx) => (ctx.#isRecorded ? null : ctx.#ids);
     // How long ago it began, in ms (the middleware's access line).
-    elapsedOf = (ctx) => (ctx.#start !== undefined ? performance.now() - ctx.#start : native.contextElapsed(ctx.#id));
-    isOpen = (ctx) => !(ctx.#flags & ENDED) !== 0;
-    publishAdopts = (ctx) => {
-      if (!(ctx.#flags & ENDED) !== 0) ctx.#adopt();
+    elapsedOf = (ctx, now) => (ctx.#start !== undefined ? now - ctx.#start : native.contextElapsed(ctx.#id));
+    adoptIfOlder = (ctx, cutoff) => {
+      if (ctx.#start <= cutoff) ctx.#adopt();
     };
+    unlist = (ctx) => {
+      const slot = ctx.#slot;
+      if (slot < 0) return;
+      const last = openRoots.pop();
+      if (last !== ctx) {
+        openRoots[slot] = last;
+        last.#slot = slot;
+      }
+      ctx.#slot = -1;
+    };
+    endAt = (ctx, status, now) => ctx.#end(status, now);
   }
 
   // Gives this root begun in JS its Rust record (once).
@@ -375,6 +381,7 @@ class RequestContext {
     }
     versions ??= native.contextVersions();
     this.#seen = version;
+    unlist(this);
     // Rust has the ids now; an open context keeps no copy.
     this.#ids = undefined;
     this.#start = undefined;
@@ -446,10 +453,8 @@ class RequestContext {
         if (baggage) rare.baggage = baggage;
       }
       unrecorded.created++;
-      const pending = fresh.push(ctx);
-      if (pending === 1) scheduleSweep();
-      // A loop that begins many contexts in one turn does not hold them all.
-      else if (pending >= MAX_FRESH) sweepFresh();
+      ctx.#slot = openRoots.push(ctx) - 1;
+      if (!publishArmed) armPublish();
       return ctx;
     };
   }
@@ -610,7 +615,7 @@ class RequestContext {
     if (!this.#isRecorded) return wallOffset + this.#start;
     return this.#rare?.info?.startedAt ?? parseIdentity(native.contextIdentity(this.#id)).startedAt;
   }
-  get ended() { return ((this.#flags & ENDED) !== 0); }
+  get ended() { return (this.#flags & ENDED) !== 0; }
   /** An AbortSignal that aborts when the deadline passes (undefined without a deadline). */
   get signal() { return this.#rare?.deadline?.controller.signal; }
 
@@ -771,7 +776,7 @@ class RequestContext {
 
   /** Counts a use of this context after it ended (a log line), warning once. */
   noteUse(what = 'a use') {
-    if (!((this.#flags & ENDED) !== 0)) return;
+    if ((this.#flags & ENDED) === 0) return;
     if (!this.#isRecorded) {
       unrecorded.usesAfterEnd++;
     } else {
@@ -798,7 +803,7 @@ class RequestContext {
     // Run in this context: the watchdog calls back in the async context the
     // callback was registered in.
     currentContext.run(this, () => native.contextOnDeadline(this.#id, () => {
-      if (((this.#flags & ENDED) !== 0)) return;
+      if ((this.#flags & ENDED) !== 0) return;
       const error = new DeadlineExceededError(this);
       deadline.controller.abort(error);
       if (deadline.onDeadline) deadline.onDeadline(this, error);
@@ -870,10 +875,16 @@ class RequestContext {
    */
   end(status = 'ok') {
     if (typeof status !== 'string') throw invalidArgType('status', 'string', status);
+    return this.#end(status, undefined);
+  }
+
+  // `now`: performance.now() when the caller has just read it.
+  #end(status, now) {
     if (this.#outcome !== undefined) return this.#outcome;
     this.#flags |= ENDED;
     if (!this.#isRecorded) {
-      const now = performance.now();
+      unlist(this);
+      now ??= performance.now();
       const endedAt = wallOffset + now;
       this.#outcome = { status, durationMs: now - this.#start, endedAt };
       unrecorded.ended++;
@@ -916,4 +927,4 @@ function deadlineOptions(options) {
   return { ms: deadlineMs, onDeadline, armed: false, controller: new AbortController() };
 }
 
-module.exports = { RequestContext, DeadlineExceededError, isValidRequestId, traceparentOf, beginRoot, lineIdentityOf, elapsedOf };
+module.exports = { RequestContext, DeadlineExceededError, isValidRequestId, traceparentOf, beginRoot, lineIdentityOf, elapsedOf, endAt };
