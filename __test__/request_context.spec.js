@@ -271,6 +271,24 @@ describe('lifecycle and registry', () => {
     open.end();
   });
 
+  it('a context the publish timer cannot give a record keeps working, and the process lives on', async () => {
+    const adopt = native.contextAdopt;
+    native.contextAdopt = () => { throw new Error('no record today'); };
+    let ctx;
+    try {
+      ctx = RequestContext.begin({ requestId: 'unpublished-1' });
+      await sleep(40);
+    } finally {
+      native.contextAdopt = adopt;
+    }
+    assert.equal(ctx.requestId, 'unpublished-1');
+    assert.equal(RequestContext.inFlight({ limit: 10000 }).some((c) => c.id === ctx.id), false);
+    ctx.set('later', 1);
+    assert.equal(ctx.get('later'), 1);
+    assert.ok(RequestContext.inFlight({ limit: 10000 }).some((c) => c.id === ctx.id));
+    assert.equal(ctx.end().status, 'ok');
+  });
+
   it('lists in-flight contexts and counts created, open and ended', () => {
     const before = RequestContext.stats();
     const a = RequestContext.begin({ name: 'a', fields: { k: 1 } });

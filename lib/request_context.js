@@ -124,10 +124,19 @@ function publishTick() {
   if (openRoots.length > 0) armPublish();
 }
 
-// Backwards: adopting one moves the last entry, already visited, into its slot.
+// Backwards: adopting one moves the last entry, already visited, into its
+// slot. This runs from a timer, where a throw would end the process: a
+// context that cannot get a record is left unlisted instead (it still
+// works, and its lines still carry its ids).
 function adoptOlderThan(cutoff) {
   for (let i = openRoots.length - 1; i >= 0; i--) {
-    if (i < openRoots.length) adoptIfOlder(openRoots[i], cutoff);
+    if (i >= openRoots.length) continue;
+    const ctx = openRoots[i];
+    try {
+      adoptIfOlder(ctx, cutoff);
+    } catch {
+      unlist(ctx);
+    }
   }
 }
 
