@@ -244,6 +244,28 @@ describe('destinations', () => {
   });
 });
 
+describe('access lines', () => {
+  it('keep their place among other lines to the same destination', async () => {
+    const { WRITE_ACCESS, accessMessage } = require('../lib/logger');
+    const file = tempFile();
+    const log = createLogger({ destination: file, base: null });
+    const message = accessMessage('request completed');
+    RequestContext.run({ requestId: 'order-1' }, () => {
+      const ctx = RequestContext.require();
+      log[WRITE_ACCESS](ctx, 30, 'GET', undefined, '/first', 200, 1, 5, message);
+      log.info('second');
+      log[WRITE_ACCESS](ctx, 30, 'POST', '/third', '/third', 201, 2, 0, message);
+    });
+    log.warn('fourth');
+    await log.flush();
+    const lines = readLines(file);
+    assert.deepEqual(lines.map((l) => l.url ?? l.msg), ['/first', 'second', '/third', 'fourth']);
+    assert.deepEqual(lines.map((l) => l.requestId), ['order-1', 'order-1', 'order-1', undefined]);
+    assert.equal(lines[0].route, undefined);
+    assert.equal(lines[2].status, 201);
+  });
+});
+
 describe('no line lost when the process ends', () => {
   const cases = [
     ['natural end', 'natural', null],
@@ -272,6 +294,27 @@ describe('no line lost when the process ends', () => {
       assert.equal(lines.length, count);
       assert.deepEqual(lines.map((l) => l.i), Array.from({ length: count }, (_, i) => i));
       assert.ok(lines.every((l) => l.requestId === `req-${l.i % 10}`));
+    });
+
+    it(`${label}: the middleware's access lines too`, async () => {
+      const file = tempFile();
+      const count = 5_000;
+      const child = spawn(process.execPath, [path.join(__dirname, 'fixtures', 'log_then_die.js'), file, mode, String(count), 'access'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let stderr = '';
+      child.stderr.on('data', (d) => { stderr += d; });
+      if (signal) {
+        await new Promise((resolve) => child.stdout.once('data', resolve));
+        child.kill(signal);
+      }
+      const [code, gotSignal] = await new Promise((resolve) => child.on('exit', (c, s) => resolve([c, s])));
+      if (signal) assert.equal(gotSignal, signal);
+      else if (mode === 'exit') assert.equal(code, 3);
+      else if (mode !== 'natural') assert.equal(code, 1, stderr);
+      const lines = readLines(file);
+      assert.equal(lines.length, count);
+      assert.deepEqual(lines.map((l) => l.bytes), Array.from({ length: count }, (_, i) => i));
+      assert.ok(lines.every((l) => l.requestId === `req-${l.bytes % 10}` && l.url === `/r/${l.bytes}` && l.route === '/r/:n' && l.msg === 'request completed'));
+      assert.ok(lines.every((l) => /^[0-9a-f]{32}$/.test(l.traceId) && /^[0-9a-f]{16}$/.test(l.spanId)));
     });
   }
 });
