@@ -351,6 +351,10 @@ export declare function middleware(options?: MiddlewareOptions): RequestHandler
 export declare function errorLogger(options?: { logger?: Logger }): (err: unknown, req: unknown, res: unknown, next: (err?: unknown) => void) => void
 /** The same per-request context for a plain node:http handler. */
 export declare function wrapHandler<H extends (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => unknown>(handler: H, options?: MiddlewareOptions): (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => void
+/** Koa middleware: one request context per request, everything downstream inside it, logged when it completes. */
+export declare function koa(options?: MiddlewareOptions): (ctx: { req: import('node:http').IncomingMessage; res: import('node:http').ServerResponse }, next: () => Promise<unknown>) => Promise<void>
+/** Fastify plugin (`app.register(fastify, options)`): the same, from the onRequest hook on, for the whole app. */
+export declare function fastify(instance: { addHook(name: 'onRequest', hook: (request: { raw: import('node:http').IncomingMessage }, reply: { raw: import('node:http').ServerResponse }, done: (err?: Error) => void) => void): unknown }, options: MiddlewareOptions | undefined, done: (err?: Error) => void): void
 
 export interface PropagationOptions {
   /** Default 'x-request-id'. */

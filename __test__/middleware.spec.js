@@ -246,6 +246,69 @@ describe('outgoing propagation', () => {
   });
 });
 
+for (const framework of ['Koa', 'Fastify']) {
+  describe(`${framework} adapter`, () => {
+    let server;
+    let port;
+    let log;
+    let app;
+
+    before(async () => {
+      log = tempLog();
+      const handler = async (fail) => {
+        const ctx = RequestContext.require();
+        await sleep(Math.random() * 5);
+        ctx.set('step', 'handled');
+        log.logger.info('in the handler');
+        await sleep(Math.random() * 5);
+        if (fail) throw new Error('handler failed');
+        return RequestContext.require().requestId;
+      };
+      if (framework === 'Koa') {
+        const Koa = require('koa');
+        app = new Koa();
+        app.silent = true;
+        app.use(ambient.koa({ logger: log.logger }));
+        app.use(async (kctx) => { kctx.body = await handler(kctx.path === '/fail'); });
+        server = http.createServer(app.callback());
+        port = await listen(server);
+      } else {
+        app = require('fastify')();
+        await app.register(ambient.fastify, { logger: log.logger });
+        app.get('/', () => handler(false));
+        app.get('/fail', () => handler(true));
+        await app.listen({ port: 0, host: '127.0.0.1' });
+        port = app.server.address().port;
+      }
+    });
+
+    after(() => (framework === 'Koa' ? server.close() : app.close()));
+
+    it('runs every request in its own context, downstream awaits included, and logs it', async () => {
+      const ids = Array.from({ length: 100 }, (_, i) => `${framework.toLowerCase()}-${i}`);
+      const responses = await Promise.all(ids.map((id) => request(port, { headers: { 'x-request-id': id } })));
+      assert.deepEqual(responses.map((r) => r.body), ids, 'each handler saw its own request id');
+      assert.ok(responses.every((r, i) => r.headers['x-request-id'] === ids[i] && /^00-[0-9a-f]{32}-[0-9a-f]{16}-0[13]$/.test(r.headers.traceparent)));
+      const lines = await linesOf(log);
+      for (const id of ids) {
+        const mine = lines.filter((l) => l.requestId === id);
+        assert.deepEqual(mine.map((l) => l.msg).sort(), ['in the handler', 'request completed']);
+        const completed = mine.find((l) => l.msg === 'request completed');
+        assert.equal(completed.status, 200);
+        assert.equal(completed.step, 'handled', 'a field set downstream is on the access line');
+        assert.equal(mine[0].traceId, completed.traceId);
+      }
+    });
+
+    it('logs a failing request with its status', async () => {
+      const res = await request(port, { path: '/fail', headers: { 'x-request-id': `${framework}-fail` } });
+      assert.equal(res.status, 500);
+      const completed = (await linesOf(log)).find((l) => l.requestId === `${framework}-fail` && l.msg === 'request completed');
+      assert.equal(completed.status, 500);
+    });
+  });
+}
+
 describe('adapters for pino and winston', () => {
   it('pino mixin adds the context fields', async () => {
     const pino = require('pino');

@@ -180,4 +180,31 @@ function wrapHandler(handler, options = {}) {
   };
 }
 
-module.exports = { ambientMiddleware, errorLogger, wrapHandler };
+/**
+ * Koa middleware with the same per-request context: everything downstream
+ * runs inside it. `app.use(koa(options))` first.
+ */
+function koa(options = {}) {
+  const middleware = ambientMiddleware(options);
+  return function ambientKoa(kctx, next) {
+    return new Promise((resolve, reject) => {
+      // Called inside the context: Koa's downstream chain starts there.
+      middleware(kctx.req, kctx.res, () => next().then(resolve, reject));
+    });
+  };
+}
+
+/**
+ * Fastify plugin with the same per-request context, from the onRequest hook
+ * on: `app.register(fastify, options)`. It applies to the whole app, not
+ * only to routes registered inside it.
+ */
+function fastify(instance, options, done) {
+  const middleware = ambientMiddleware(options);
+  instance.addHook('onRequest', (request, reply, hookDone) => middleware(request.raw, reply.raw, hookDone));
+  done();
+}
+// Fastify's own convention (what fastify-plugin sets): no encapsulation.
+fastify[Symbol.for('skip-override')] = true;
+
+module.exports = { ambientMiddleware, errorLogger, wrapHandler, koa, fastify };
