@@ -1,7 +1,8 @@
 'use strict';
 // Request middleware for Express 4/5 and plain node:http: one request context
 // per request, its ids echoed on the response, req/res listeners bound to it,
-// and one "request completed" line logged inside it.
+// and one "request completed" line logged with it. Koa and Fastify adapters
+// wrap the same middleware.
 const http = require('node:http');
 const { RequestContext, isValidRequestId, beginRoot, elapsedOf, endAt } = require('./request_context');
 const { runsInCurrentFrame } = require('./frame');
@@ -136,18 +137,17 @@ function ambientMiddleware(options = {}) {
       const durationMs = Math.round(elapsedOf(ctx, now) * 1000) / 1000;
       const url = req.originalUrl ?? req.url;
       const err = res.locals?.ambientError;
-      if (aborted || err) {
-        const line = { method: req.method, route: routeOf(req), url, status: aborted ? undefined : res.statusCode, durationMs, bytes: res[BODY_BYTES], err };
+      if (own && !aborted && !err) {
+        log[WRITE_ACCESS](ctx, levelValue, req.method, routeOf(req), url, res.statusCode, durationMs, res[BODY_BYTES], completed);
+      } else {
+        const line = { method: req.method, route: routeOf(req), url, status: aborted ? undefined : res.statusCode, durationMs, bytes: res[BODY_BYTES] };
+        if (err) line.err = err;
         if (aborted) {
           line.aborted = true;
           write(ctx, 'warn', line, 'request aborted');
         } else {
           write(ctx, level, line, completedMessage);
         }
-      } else if (own) {
-        log[WRITE_ACCESS](ctx, levelValue, req.method, routeOf(req), url, res.statusCode, durationMs, res[BODY_BYTES], completed);
-      } else {
-        write(ctx, level, { method: req.method, route: routeOf(req), url, status: res.statusCode, durationMs, bytes: res[BODY_BYTES] }, completedMessage);
       }
       endAt(ctx, aborted ? 'aborted' : res.statusCode >= 500 ? 'error' : 'ok', now);
     });

@@ -236,7 +236,7 @@ const VERSION_MASK = 0xffff;
 const AFTER_END = 2 ** 32;
 
 // The identity string of a record made in Rust (src/context.rs,
-// `compact`), read once when a scope begins:
+// `compact`), read when a context with a record is asked for its ids:
 // id;startedAtMs;flags;traceId(32);spanId(16);parentSpanId(16 or 0);requestId\ntracestate
 function parseIdentity(identity) {
   const a = identity.indexOf(';');
@@ -247,16 +247,16 @@ function parseIdentity(identity) {
   const newline = identity.indexOf('\n', parentEnd);
   return {
     startedAt: +identity.slice(a + 1, b),
-    traceFlags: +identity.slice(b + 1, trace - 1),
     ids: identity.slice(trace, trace + 32) + identity.slice(trace + 33, trace + 49) + identity.slice(parentEnd + 1, newline),
     parentSpanId: parentEnd === parent ? undefined : identity.slice(parent, parentEnd),
     tracestate: identity.slice(newline + 1),
   };
 }
 
-// The `traceparent` header of a context's own span, from its ids().
-function traceparentOf({ traceId, spanId, traceFlags }) {
-  return `00-${traceId}-${spanId}-${HEX_BYTE[traceFlags & 0xff]}`;
+// A `traceparent` from ids this module holds (already valid), unlike
+// traceContext.formatTraceparent, which checks what users give it.
+function traceparent(traceId, spanId, flags) {
+  return `00-${traceId}-${spanId}-${HEX_BYTE[flags & 0xff]}`;
 }
 
 function optionalString(options, name) {
@@ -642,12 +642,20 @@ class RequestContext {
 
   /** requestId, traceId, spanId, parentSpanId and traceFlags in one read. */
   ids() {
-    const ids = this.#idsText();
+    let ids = this.#ids;
+    let parentSpanId;
+    if (ids === undefined && this.#rare?.info === undefined) {
+      // Rust holds them: one crossing for all five.
+      ({ ids, parentSpanId } = parseIdentity(native.contextIdentity(this.#id)));
+    } else {
+      ids = this.#idsText();
+      parentSpanId = this.parentSpanId;
+    }
     return {
       requestId: ids.slice(48),
       traceId: ids.slice(0, 32),
       spanId: ids.slice(32, 48),
-      parentSpanId: this.parentSpanId,
+      parentSpanId,
       traceFlags: this.#flags & 0xff,
     };
   }
@@ -655,14 +663,14 @@ class RequestContext {
   /** This context's own span, as a `traceparent` header (to echo on a response). */
   get traceparent() {
     const ids = this.#idsText();
-    return `00-${ids.slice(0, 32)}-${ids.slice(32, 48)}-${HEX_BYTE[this.#flags & 0xff]}`;
+    return traceparent(ids.slice(0, 32), ids.slice(32, 48), this.#flags);
   }
 
   /** A `traceparent` for a call leaving this context: a new child span. */
   outgoingTraceparent() {
     // A new span id from the pool (its other ids go unused).
     const at = takePoolEntry(performance.now());
-    return `00-${this.traceId}-${pool.text.slice(at + 32, at + 48)}-${HEX_BYTE[this.#flags & 0xff]}`;
+    return traceparent(this.traceId, pool.text.slice(at + 32, at + 48), this.#flags);
   }
 
   #sync() {
@@ -936,4 +944,4 @@ function deadlineOptions(options) {
   return { ms: deadlineMs, onDeadline, armed: false, controller: new AbortController() };
 }
 
-module.exports = { RequestContext, DeadlineExceededError, isValidRequestId, traceparentOf, beginRoot, lineIdentityOf, elapsedOf, endAt };
+module.exports = { RequestContext, DeadlineExceededError, isValidRequestId, beginRoot, lineIdentityOf, elapsedOf, endAt };

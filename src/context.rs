@@ -11,7 +11,7 @@ use napi_derive::napi;
 
 use crate::baggage::{self, BaggageEntry};
 use crate::ids::to_hex;
-use crate::store::{Adopted, BeginOptions, FieldValue, Kind, Limits, Record, StoreError, STORE, VERSION_SLOTS};
+use crate::store::{Adopted, FieldValue, Kind, Limits, Record, StoreError, STORE, VERSION_SLOTS};
 use crate::trace_context;
 
 /// A field value as JS reads it: string, number, BigInt (64-bit), boolean or null.
@@ -148,37 +148,6 @@ fn compact(r: &Record) -> String {
   out.push('\n');
   out.push_str(r.tracestate());
   out
-}
-
-/// Begins a root context; returns its id. Every header
-/// is optional and validated: a bad one is replaced, never an error. A new
-/// trace (no valid `traceparent`) is sampled when `sampled` is true.
-#[allow(clippy::too_many_arguments)]
-#[napi(catch_unwind)]
-pub fn context_begin(
-  env: Env,
-  request_id: Option<String>,
-  traceparent: Option<String>,
-  tracestate: Option<String>,
-  baggage: Option<String>,
-  name: Option<String>,
-  deadline_ms: Option<f64>,
-  sampled: bool,
-) -> Result<f64> {
-  let id = STORE
-    .begin(BeginOptions {
-      request_id,
-      traceparent,
-      tracestate,
-      baggage,
-      name,
-      fields: Vec::new(),
-      deadline: deadline(deadline_ms),
-      sampled_by_default: sampled,
-    })
-    .map_err(store_error)?;
-  hold(&env, id)?;
-  Ok(id as f64)
 }
 
 /// A pool of identities for contexts JS begins on its own: `count` ids
@@ -429,15 +398,6 @@ pub fn context_outcome(id: f64) -> Result<Option<ContextOutcome>> {
 #[napi(catch_unwind)]
 pub fn context_note_use_after_end(id: f64) -> Result<u32> {
   STORE.note_use_after_end(id as u64).map_err(store_error)
-}
-
-/// A `traceparent` for a call leaving this context: same trace, a new span
-/// whose parent is this context's span.
-#[napi(catch_unwind)]
-pub fn context_outgoing_traceparent(id: f64) -> Result<String> {
-  STORE
-    .with(id as u64, |r| trace_context::format_traceparent(&r.trace_id, &crate::ids::new_span_id(), r.flags))
-    .map_err(store_error)
 }
 
 /// A shared view of the per-slot write versions: JS reads it without a call.

@@ -14,6 +14,7 @@ use dashmap::{DashMap, DashSet};
 
 use crate::baggage::BaggageEntry;
 use crate::ids;
+#[cfg(test)]
 use crate::trace_context::{self, TraceParent};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -217,6 +218,7 @@ pub struct Adopted {
 }
 
 /// What `begin` needs; all optional.
+#[cfg(test)]
 #[derive(Debug, Default, Clone)]
 pub struct BeginOptions {
   pub request_id: Option<String>,
@@ -271,6 +273,7 @@ impl Store {
     id
   }
 
+  #[cfg(test)]
   fn validate_fields(&self, fields: &[(Key, FieldValue)]) -> Result<usize, StoreError> {
     let limits = self.limits();
     if fields.len() > limits.max_fields {
@@ -293,7 +296,10 @@ impl Store {
   }
 
   /// Begins a root context: continues the incoming trace when `traceparent`
-  /// is valid, starts a new one otherwise (never fails on bad headers).
+  /// is valid, starts a new one otherwise (never fails on bad headers). Roots
+  /// begin in JS and reach the store through `adopt`; this builds them in
+  /// tests.
+  #[cfg(test)]
   pub fn begin(&self, opts: BeginOptions) -> Result<u64, StoreError> {
     let mut fields: Vec<(Key, FieldValue)> = Vec::with_capacity(opts.fields.len());
     for (k, v) in opts.fields {
