@@ -29,8 +29,12 @@ function createShared() {
   const carrier = new NativeAsyncLocalStorage();
   // Node <= 22 enables an async_hooks store lazily on first use, so promises
   // created before that carry no store and an enterWith() after an await could
-  // leak into the caller (nodejs/node#53037). Enable it up front.
-  carrier.enterWith(carrier.getStore());
+  // leak into the caller (nodejs/node#53037). Enable it up front. Not with
+  // AsyncContextFrame (Node >= 24): it needs no enabling, and a non-empty
+  // frame at the top level would be captured by every server and socket, and
+  // so be saved and restored (with a persistent handle) around every native
+  // callback of the whole process.
+  if (typeof carrier.kResourceStore === 'symbol') carrier.enterWith(carrier.getStore());
 
   class Frame {
     constructor(base, index, owner, value) {
