@@ -331,6 +331,51 @@ describe('lifecycle and registry', () => {
     RequestContext.configure({ lingerGraceMs: 30_000 });
   });
 
+  it('counts exactly the ended contexts still held as lingering, across many ended ones and a record made after the end', async () => {
+    const { setFlagsFromString } = require('node:v8');
+    setFlagsFromString('--expose-gc');
+    const collect = require('node:vm').runInNewContext('gc');
+    const settle = async () => {
+      for (let i = 0; i < 3; i++) {
+        collect();
+        await sleep(5);
+      }
+    };
+    RequestContext.configure({ lingerGraceMs: 0 });
+    try {
+      await settle();
+      const before = RequestContext.stats();
+      // In a function of its own: a suspended async function may keep its
+      // last loop variable alive.
+      let kept = (() => {
+        const held = [];
+        for (let i = 0; i < 3000; i++) {
+          const ctx = RequestContext.begin();
+          ctx.end();
+          // Three held among thousands dropped, so the list of ended ones is
+          // swept while they are in it.
+          if (i % 1000 === 500) held.push(ctx);
+        }
+        return held;
+      })();
+      // One gets its record after it ended: Rust counts it from then on.
+      kept[1].toToken();
+      await settle();
+      const held = RequestContext.stats();
+      assert.equal(held.lingering - before.lingering, 3);
+      assert.equal(held.released - before.released, 2997);
+      assert.ok(kept.every((ctx) => ctx.ended));
+      kept = undefined;
+      await settle();
+      const after = RequestContext.stats();
+      assert.equal(after.lingering, before.lingering);
+      assert.equal(after.released - before.released, 3000);
+      assert.equal(after.open, before.open);
+    } finally {
+      RequestContext.configure({ lingerGraceMs: 30_000 });
+    }
+  });
+
   it('10,000 request cycles leave nothing open and nothing in memory once collected', async () => {
     const { setFlagsFromString } = require('node:v8');
     setFlagsFromString('--expose-gc');

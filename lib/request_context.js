@@ -65,9 +65,45 @@ function takePoolEntry(now) {
 
 // Counts for contexts without a record, sent to Rust in one crossing.
 const unrecorded = { created: 0, ended: 0, released: 0, usesAfterEnd: 0 };
-// Ended contexts without a record whose objects are still alive: id to end
-// time. Those older than the grace period are lingering.
-const endedUnreleased = new Map();
+// Ended contexts without a record whose objects may still be alive, in a
+// table of slots (typed arrays, reused through a free list) rather than an
+// object or a map entry each: a short request then leaves nothing behind for
+// the garbage collector to copy. Those still ENDED after the grace period are
+// lingering. A slot is freed when its context is collected.
+const SLOT_ENDED = 1;
+// Given a record after it ended: Rust tracks it from then on.
+const SLOT_ADOPTED = 2;
+const endedSlots = { count: 0, ids: new Float64Array(64), endedAt: new Float64Array(64), state: new Uint8Array(64) };
+const freeEndedSlots = [];
+
+function takeEndedSlot(id, endedAt) {
+  const table = endedSlots;
+  let slot = freeEndedSlots.pop();
+  if (slot === undefined) {
+    slot = table.count++;
+    if (slot === table.ids.length) {
+      const grown = (Type, from) => {
+        const to = new Type(from.length * 2);
+        to.set(from);
+        return to;
+      };
+      table.ids = grown(Float64Array, table.ids);
+      table.endedAt = grown(Float64Array, table.endedAt);
+      table.state = grown(Uint8Array, table.state);
+    }
+  }
+  table.ids[slot] = id;
+  table.endedAt[slot] = endedAt;
+  table.state[slot] = SLOT_ENDED;
+  return slot;
+}
+
+function lingeringSince(cutoff) {
+  const { count, endedAt, state } = endedSlots;
+  let lingering = 0;
+  for (let slot = 0; slot < count; slot++) if (state[slot] === SLOT_ENDED && endedAt[slot] <= cutoff) lingering++;
+  return lingering;
+}
 
 function flushCounts() {
   const { created, ended, released, usesAfterEnd } = unrecorded;
@@ -78,8 +114,12 @@ function flushCounts() {
 
 // A record stays in Rust until its JS objects on every thread are gone.
 // Collected ids are given back in one crossing per batch of finalizations.
-// Holdings: the id of a record made in Rust (scopes, attached contexts), or
-// minus the id of a root begun in JS.
+// Holdings: the id of a context with a record (ids start at 1), or minus
+// one more than the ended slot of a root begun in JS that ended without one.
+// A root is registered once it has a record or has ended, not at its begin:
+// while open without a record, the list of open roots holds it, so it
+// cannot be collected, and a short request pays for no registration until
+// its end.
 let released = [];
 function flushReleased() {
   const ids = released;
@@ -88,13 +128,17 @@ function flushReleased() {
   flushCounts();
 }
 const handles = new FinalizationRegistry((holding) => {
-  const id = Math.abs(holding);
-  // A root begun in JS that ended without a record. Any other root (one
-  // with a record, or never ended) goes to Rust, which releases the record
-  // if this thread holds one.
-  if (holding < 0 && endedUnreleased.delete(id)) {
-    unrecorded.released++;
-    return;
+  let id = holding;
+  if (holding < 0) {
+    const slot = -holding - 1;
+    const state = endedSlots.state[slot];
+    id = endedSlots.ids[slot];
+    endedSlots.state[slot] = 0;
+    freeEndedSlots.push(slot);
+    if (state === SLOT_ENDED) {
+      unrecorded.released++;
+      return;
+    }
   }
   if (released.push(id) === 1) queueMicrotask(flushReleased);
 });
@@ -306,6 +350,8 @@ class RequestContext {
   #outcome;
   // Index in openRoots, -1 when not there.
   #slot = -1;
+  // Its slot in endedSlots, once it ended without a record.
+  #endedSlot = -1;
 
   constructor(token, source) {
     if (token !== CONSTRUCT) {
@@ -321,7 +367,6 @@ class RequestContext {
       this.#start = source.start;
       // Bit 8: the request id came from the pool (Rust keeps it as a UUID).
       if (source.generated) this.#flags |= GENERATED;
-      handles.register(this, -source.id);
       return;
     }
     versions ??= native.contextVersions();
@@ -394,8 +439,10 @@ class RequestContext {
     // Rust has the ids now; an open context keeps no copy.
     this.#ids = undefined;
     this.#start = undefined;
-    // From now on Rust tracks whether it lingers.
-    if (outcome !== undefined) endedUnreleased.delete(this.#id);
+    // From now on Rust tracks whether it lingers, and finalization releases
+    // the record.
+    if (this.#endedSlot >= 0) endedSlots.state[this.#endedSlot] = SLOT_ADOPTED;
+    else handles.register(this, this.#id);
     if (rare !== undefined) {
       // Rust has normalized them; read back when asked.
       rare.tracestate = undefined;
@@ -546,8 +593,7 @@ class RequestContext {
   static stats() {
     publish();
     const stats = native.contextStats(settings.lingerGraceMs);
-    const cutoff = Date.now() - settings.lingerGraceMs;
-    for (const endedAt of endedUnreleased.values()) if (endedAt <= cutoff) stats.lingering++;
+    stats.lingering += lingeringSince(Date.now() - settings.lingerGraceMs);
     return stats;
   }
 
@@ -905,7 +951,9 @@ class RequestContext {
       const endedAt = wallOffset + now;
       this.#outcome = { status, durationMs: now - this.#start, endedAt };
       unrecorded.ended++;
-      endedUnreleased.set(this.#id, endedAt);
+      const slot = takeEndedSlot(this.#id, endedAt);
+      this.#endedSlot = slot;
+      handles.register(this, -slot - 1);
       return this.#outcome;
     }
     try {
