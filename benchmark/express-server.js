@@ -91,6 +91,15 @@ const setups = {
       ctx.run(next);
     });
   },
+  // Plain Express setting the two headers the middleware echoes, with
+  // constant values: what echoing costs before any context work.
+  'echo-headers-only'() {
+    app.use((req, res, next) => {
+      res.setHeader('x-request-id', '0192f7a8-7b3c-7def-8123-456789abcdef');
+      res.setHeader('traceparent', '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01');
+      next();
+    });
+  },
   morgan() {
     const morgan = require('morgan');
     app.use(morgan('combined', { stream: devNull() }));
