@@ -84,6 +84,32 @@ describe('line format', () => {
   });
 });
 
+describe('the access line', () => {
+  it('keeps a url with NUL, quotes and line breaks whole and escaped, and a method or route with NUL too', async () => {
+    // The middleware's own path (node:http rejects such urls before it, but
+    // a wrapped handler may be given anything).
+    const { WRITE_ACCESS, accessMessage } = require('../lib/logger');
+    const { beginRoot, endAt } = require('../lib/request_context');
+    const { file, log } = logTo();
+    const message = accessMessage('request completed');
+    const url = '/a\0b"},"forged":1\n{"level":60}\0';
+    const ctx = beginRoot('nul-1', undefined, undefined, undefined, 'GET', true);
+    log[WRITE_ACCESS](ctx, 30, 'GET', '/r', url, 200, 1.5, 7, message);
+    log[WRITE_ACCESS](ctx, 30, 'GET', '/r\0x', url, 201, 2, 8, message);
+    log[WRITE_ACCESS](ctx, 30, 'G\0T', '/r', url, 202, 3, 9, message);
+    endAt(ctx, 'ok', performance.now());
+    await log.flush();
+    const lines = readLines(file);
+    assert.equal(lines.length, 3);
+    assert.deepEqual(lines.map((l) => [l.requestId, l.method, l.route, l.url, l.status, l.bytes]), [
+      ['nul-1', 'GET', '/r', url, 200, 7],
+      ['nul-1', 'GET', '/r\0x', url, 201, 8],
+      ['nul-1', 'G\0T', '/r', url, 202, 9],
+    ]);
+    assert.ok(lines.every((l) => l.forged === undefined && l.msg === 'request completed'));
+  });
+});
+
 describe('use after end', () => {
   it('a line logged in an ended context is written, counted, and warned about once', async () => {
     const { file, log } = logTo();

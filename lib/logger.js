@@ -181,11 +181,13 @@ class Logger {
   // The middleware's access line: its members cross as they are, with no
   // object to serialize, and its strings joined into one (src/log.rs,
   // log_access). `message` is { text, id } from accessMessage(). Falls back
-  // to the general path for pretty output, redaction, or a NUL in a string.
+  // to the general path for pretty output, redaction, or a NUL in the method
+  // or route. The url comes last, so it may hold NULs, and it is the one
+  // long string: it is not scanned here.
   [WRITE_ACCESS](ctx, level, method, route, url, status, durationMs, bytes, message) {
     if (level < this.#level) return;
     const shared = this.#shared;
-    if (shared.pretty || shared.redact !== undefined || url.includes('\0') || (route !== undefined && (route === '' || route.includes('\0')))) {
+    if (shared.pretty || shared.redact !== undefined || method.includes('\0') || (route !== undefined && (route === '' || route.includes('\0')))) {
       this.#writeIn(ctx, level, { method, route, url, status, durationMs, bytes }, message.text);
       return;
     }

@@ -97,10 +97,18 @@ pub enum LineContext<'a> {
   Identity(&'a str),
 }
 
+/// Whether every byte is a lowercase hex digit (what the pool and the
+/// trace-context codec produce). No branch per byte: digits and letters
+/// alternate unpredictably in an id, and a mispredicted branch per character
+/// cost more than the rest of the identity.
+fn all_lower_hex(bytes: &[u8]) -> bool {
+  bytes.iter().fold(true, |ok, &b| ok & ((b.wrapping_sub(b'0') < 10) | (b.wrapping_sub(b'a') < 6)))
+}
+
 fn push_identity(out: &mut Vec<u8>, ids: &str) {
   // JS builds the string from pool ids or validated headers; anything else
   // is logged as an escaped request id rather than trusted.
-  if ids.len() > 48 && ids.is_char_boundary(48) && ids.as_bytes()[..48].iter().all(u8::is_ascii_hexdigit) {
+  if ids.len() > 48 && ids.is_char_boundary(48) && all_lower_hex(&ids.as_bytes()[..48]) {
     out.extend_from_slice(b"\"requestId\":");
     push_json_string(out, &ids[48..]);
     out.extend_from_slice(b",\"traceId\":\"");
@@ -480,6 +488,19 @@ mod tests {
     let v = parse(&format_line(30, 1, "", LineContext::Identity("\"},\"forged\":1"), None, |_| {}, None));
     assert_eq!(v["requestId"], "\"},\"forged\":1");
     assert!(v.get("forged").is_none());
+  }
+
+  #[test]
+  fn lower_hex_check_matches_the_byte_ranges() {
+    for b in 0..=255u8 {
+      assert_eq!(all_lower_hex(&[b'a', b, b'0']), b.is_ascii_digit() || (b'a'..=b'f').contains(&b), "byte {b}");
+    }
+    assert!(all_lower_hex(b""));
+    // An id that is not lowercase hex is logged whole as the request id.
+    let ids = format!("{}{}req-1", "4BF92F3577B34DA6A3CE929D0E0E4736", "00f067aa0ba902b7");
+    let v = parse(&format_line(30, 1, "", LineContext::Identity(&ids), None, |_| {}, None));
+    assert_eq!(v["requestId"], ids.as_str());
+    assert!(v.get("traceId").is_none());
   }
 
   #[test]
