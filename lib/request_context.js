@@ -1,15 +1,22 @@
 'use strict';
 // RequestContext: the structured context of one request (or job), kept in
 // Rust so every thread of the process sees the same record, and carried in
-// JS by one ambient AsyncLocalStorage. Crossings into Rust happen at begin,
+// JS by one variable of the shared frame. Crossings into Rust happen at begin,
 // end, field writes, and when another thread changed the fields; field reads
 // are served from a JS cache that a shared version counter keeps honest.
 const native = require('./native');
-const { runInFrame } = require('./frame');
-const { AsyncLocalStorage } = require('./async_local_storage');
+const { runInFrame, allocateIndex, currentFrame, valueIn, runWithValue } = require('./frame');
 const { invalidArgType, invalidArgValue, validateFunction, validateObject } = require('./errors');
 
-const currentContext = new AsyncLocalStorage({ name: 'ambient.RequestContext' });
+// The current context: one variable of the shared frame (lib/frame.js),
+// used directly rather than through an AsyncLocalStorage, so run() and
+// current() go through no extra layer and no rest-argument copy.
+const CURRENT = Object.freeze({ name: 'ambient.RequestContext' });
+const CURRENT_INDEX = allocateIndex(CURRENT);
+const currentContext = {
+  getStore: () => valueIn(currentFrame(), CURRENT, CURRENT_INDEX, undefined),
+  run: (ctx, fn, args) => runWithValue(CURRENT, CURRENT_INDEX, undefined, ctx, fn, args),
+};
 const CONSTRUCT = Symbol('construct');
 const TASK = 'ambient.task/v1';
 const TOKEN = 'ambient.context/v1';
@@ -856,7 +863,7 @@ class RequestContext {
   run(fn, ...args) {
     validateFunction(fn, 'fn');
     if (this.#rare?.deadline !== undefined) this.#armDeadline();
-    return currentContext.run(this, fn, ...args);
+    return currentContext.run(this, fn, args);
   }
 
   #armDeadline() {
@@ -871,7 +878,7 @@ class RequestContext {
       deadline.controller.abort(error);
       if (deadline.onDeadline) deadline.onDeadline(this, error);
       else process.emitWarning(error.message, { type: 'AmbientWarning', code: 'AMBIENT_DEADLINE_EXCEEDED' });
-    }));
+    }), []);
   }
 
   #runToEnd(fn, args) {
