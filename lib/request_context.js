@@ -13,10 +13,14 @@ const { invalidArgType, invalidArgValue, validateFunction, validateObject } = re
 // current() go through no extra layer and no rest-argument copy.
 const CURRENT = Object.freeze({ name: 'ambient.RequestContext' });
 const CURRENT_INDEX = allocateIndex(CURRENT);
-const currentContext = {
-  getStore: () => valueIn(currentFrame(), CURRENT, CURRENT_INDEX, undefined),
-  run: (ctx, fn, args) => runWithValue(CURRENT, CURRENT_INDEX, undefined, ctx, fn, args),
-};
+
+function currentContext() {
+  return valueIn(currentFrame(), CURRENT, CURRENT_INDEX, undefined);
+}
+
+function runAsCurrent(ctx, fn, args) {
+  return runWithValue(CURRENT, CURRENT_INDEX, undefined, ctx, fn, args);
+}
 const CONSTRUCT = Symbol('construct');
 const TASK = 'ambient.task/v1';
 const TOKEN = 'ambient.context/v1';
@@ -77,6 +81,7 @@ const unrecorded = { created: 0, ended: 0, released: 0, usesAfterEnd: 0 };
 // object or a map entry each: a short request then leaves nothing behind for
 // the garbage collector to copy. Those still ENDED after the grace period are
 // lingering. A slot is freed when its context is collected.
+const SLOT_FREE = 0;
 const SLOT_ENDED = 1;
 // Given a record after it ended: Rust tracks it from then on.
 const SLOT_ADOPTED = 2;
@@ -140,7 +145,7 @@ const handles = new FinalizationRegistry((holding) => {
     const slot = -holding - 1;
     const state = endedSlots.state[slot];
     id = endedSlots.ids[slot];
-    endedSlots.state[slot] = 0;
+    endedSlots.state[slot] = SLOT_FREE;
     freeEndedSlots.push(slot);
     if (state === SLOT_ENDED) {
       unrecorded.released++;
@@ -547,12 +552,12 @@ class RequestContext {
 
   /** The current context, or undefined outside one. */
   static current() {
-    return currentContext.getStore();
+    return currentContext();
   }
 
   /** The current context; throws ERR_AMBIENT_NO_CONTEXT outside one. */
   static require() {
-    const ctx = currentContext.getStore();
+    const ctx = currentContext();
     if (ctx === undefined) throw noContextError('RequestContext.require()');
     return ctx;
   }
@@ -580,7 +585,7 @@ class RequestContext {
    * task in the current context.
    */
   static task(data) {
-    return { type: TASK, context: currentContext.getStore()?.toToken(), data };
+    return { type: TASK, context: currentContext()?.toToken(), data };
   }
 
   /** Wraps a task handler: unwraps RequestContext.task() data and runs the handler in its context. */
@@ -863,7 +868,7 @@ class RequestContext {
   run(fn, ...args) {
     validateFunction(fn, 'fn');
     if (this.#rare?.deadline !== undefined) this.#armDeadline();
-    return currentContext.run(this, fn, args);
+    return runAsCurrent(this, fn, args);
   }
 
   #armDeadline() {
@@ -872,7 +877,7 @@ class RequestContext {
     deadline.armed = true;
     // Run in this context: the watchdog calls back in the async context the
     // callback was registered in.
-    currentContext.run(this, () => native.contextOnDeadline(this.#id, () => {
+    runAsCurrent(this, () => native.contextOnDeadline(this.#id, () => {
       if ((this.#flags & ENDED) !== 0) return;
       const error = new DeadlineExceededError(this);
       deadline.controller.abort(error);
