@@ -290,6 +290,87 @@ describe('access lines', () => {
     assert.equal(lines[0].route, undefined);
     assert.equal(lines[2].status, 201);
   });
+
+  it('carry the time they were logged, though written later in one batch', async () => {
+    const { WRITE_ACCESS, accessMessage } = require('../lib/logger');
+    const { beginRoot, endAt } = require('../lib/request_context');
+    const { file, log } = logTo();
+    const message = accessMessage('request completed');
+    const ctx = beginRoot('time-1', undefined, undefined, undefined, 'GET', true);
+    const loggedAt = Date.now();
+    log[WRITE_ACCESS](ctx, 30, 'GET', '/t', '/t', 200, 1, 0, message);
+    const busyUntil = Date.now() + 40;
+    while (Date.now() < busyUntil);
+    endAt(ctx, 'ok', performance.now());
+    await log.flush();
+    const [line] = readLines(file);
+    assert.ok(line.time >= loggedAt && line.time <= loggedAt + 5, `time ${line.time} is when it was logged (${loggedAt}), not when written`);
+  });
+
+  it('keep every string whole across batches: non-ASCII, lone surrogates, child bindings, no route', async () => {
+    const { WRITE_ACCESS, accessMessage } = require('../lib/logger');
+    const { beginRoot, endAt } = require('../lib/request_context');
+    const { file, log } = logTo({ base: null });
+    const child = log.child({ svc: 'naïve "b"' });
+    const message = accessMessage('requête terminée');
+    const count = 1000; // several batches, written when full
+    const urls = [];
+    for (let i = 0; i < count; i++) {
+      const ctx = beginRoot(`req-${i}-é`, undefined, undefined, undefined, 'GET', true);
+      const url = `/é/${i}/😀/${'x'.repeat(i % 7)}${i % 100 === 0 ? '\ud800' : ''}`;
+      urls.push(url);
+      (i % 2 ? child : log)[WRITE_ACCESS](ctx, 30, i % 3 ? 'GET' : 'PÖST', i % 5 ? `/r/${i}` : undefined, url, 200 + (i % 4), i / 8, i, message);
+      endAt(ctx, 'ok', performance.now());
+    }
+    await log.flush();
+    const lines = readLines(file);
+    assert.equal(lines.length, count);
+    lines.forEach((l, i) => {
+      assert.equal(l.requestId, `req-${i}-é`);
+      assert.equal(l.url, urls[i].replace('\ud800', '\ufffd'));
+      assert.equal(l.method, i % 3 ? 'GET' : 'PÖST');
+      assert.equal(l.route, i % 5 ? `/r/${i}` : undefined);
+      assert.equal(l.svc, i % 2 ? 'naïve "b"' : undefined);
+      assert.deepEqual([l.status, l.durationMs, l.bytes, l.msg], [200 + (i % 4), i / 8, i, 'requête terminée']);
+    });
+  });
+
+  it("keep a context's fields even when it ended and was collected before its batch was written", async () => {
+    const { setFlagsFromString } = require('node:v8');
+    setFlagsFromString('--expose-gc');
+    const collect = require('node:vm').runInNewContext('gc');
+    const { WRITE_ACCESS, accessMessage } = require('../lib/logger');
+    const { beginRoot, endAt } = require('../lib/request_context');
+    const { file, log } = logTo();
+    const message = accessMessage('request completed');
+    const count = 50;
+    (() => {
+      for (let i = 0; i < count; i++) {
+        const ctx = beginRoot(`held-${i}`, undefined, undefined, undefined, 'GET', true);
+        ctx.set('userId', `user-${i}`);
+        log[WRITE_ACCESS](ctx, 30, 'GET', '/h', '/h', 200, 1, 0, message);
+        endAt(ctx, 'ok', performance.now());
+      }
+    })();
+    // Nothing else refers to the contexts: only the pending batch keeps them
+    // (and so their records) until it is written.
+    collect();
+    await new Promise((resolve) => setImmediate(resolve));
+    collect();
+    await log.flush();
+    const lines = readLines(file);
+    assert.deepEqual(lines.map((l) => [l.requestId, l.userId]), Array.from({ length: count }, (_, i) => [`held-${i}`, `user-${i}`]));
+  });
+
+  it('to a sync destination are written at once', () => {
+    const { WRITE_ACCESS, accessMessage } = require('../lib/logger');
+    const { beginRoot, endAt } = require('../lib/request_context');
+    const { file, log } = logTo({ sync: true });
+    const ctx = beginRoot('sync-1', undefined, undefined, undefined, 'GET', true);
+    log[WRITE_ACCESS](ctx, 30, 'GET', '/s', '/s', 200, 1, 0, accessMessage('request completed'));
+    endAt(ctx, 'ok', performance.now());
+    assert.deepEqual(readLines(file).map((l) => [l.requestId, l.url]), [['sync-1', '/s']]);
+  });
 });
 
 describe('no line lost when the process ends', () => {

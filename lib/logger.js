@@ -2,7 +2,8 @@
 // The structured logger: pino's API and line format, with the current
 // request context's ids and fields added to every line. Each call crosses
 // into Rust once (src/log.rs), which formats the line and hands it to an
-// off-thread writer (src/writer.rs); disabled levels are no-op methods.
+// off-thread writer (src/writer.rs); the middleware's access lines cross in
+// batches (AccessBatch). Disabled levels are no-op methods.
 const os = require('node:os');
 const { format } = require('node:util');
 const native = require('./native');
@@ -19,9 +20,17 @@ const DROPPED = 2;
 
 // Every open destination, flushed on the way out of the process.
 const destinations = new Set();
+const accessBatches = new Set();
 let exitHooksInstalled = false;
 
 function flushAll() {
+  for (const batch of accessBatches) {
+    try {
+      batch.write();
+    } catch {
+      // As below.
+    }
+  }
   for (const destination of destinations) {
     try {
       destination.flushSync();
@@ -81,6 +90,79 @@ function levelValue(level) {
   throw invalidArgValue('level', level, `must be one of ${[...LEVEL_NAMES, 'silent'].join(', ')}`);
 }
 
+// The middleware's access lines, one per request, gathered per destination
+// and crossed into Rust once per batch (src/log.rs, log_access_batch): a
+// crossing per line cost more than formatting it. A batch is written at the
+// end of the event loop's turn (setImmediate), when full, before any other
+// line of its destination (so lines keep their order), on flush, and on the
+// way out of the process; a sync destination writes each line at once. Its
+// lines carry the time they were logged. Numbers go in a Float64Array,
+// strings one after another in one string, cut by their lengths.
+const ACCESS_SLOTS = 12;
+const BATCH_LINES = 256;
+const BATCH_TEXT = 64 * 1024;
+
+class AccessBatch {
+  text = '';
+  count = 0;
+  numbers = new Float64Array(ACCESS_SLOTS * BATCH_LINES);
+  // Contexts with a record, kept reachable (so their record, read when the
+  // line is formatted, stays) until their line is written.
+  held = [];
+  scheduled = false;
+
+  constructor(handle, sync, onDropped) {
+    this.handle = handle;
+    this.limit = sync ? 1 : BATCH_LINES;
+    this.onDropped = onDropped;
+    accessBatches.add(this);
+  }
+
+  add(ctx, level, message, bindings, method, route, url, status, durationMs, bytes) {
+    const identity = lineIdentityOf(ctx);
+    const numbers = this.numbers;
+    const at = this.count * ACCESS_SLOTS;
+    numbers[at] = ctx.id;
+    numbers[at + 1] = level;
+    numbers[at + 2] = message;
+    numbers[at + 3] = status;
+    numbers[at + 4] = durationMs;
+    numbers[at + 5] = bytes;
+    numbers[at + 6] = Date.now();
+    numbers[at + 7] = identity === null ? -1 : identity.length;
+    numbers[at + 8] = bindings === '' ? -1 : bindings.length;
+    numbers[at + 9] = method.length;
+    numbers[at + 10] = route === undefined ? -1 : route.length;
+    numbers[at + 11] = url.length;
+    if (identity === null) this.held.push(ctx);
+    this.text += `${identity ?? ''}${bindings}${method}${route ?? ''}${url}`;
+    if (++this.count >= this.limit || this.text.length >= BATCH_TEXT) {
+      this.write();
+    } else if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(writeScheduled, this);
+    }
+  }
+
+  write() {
+    const { text, count } = this;
+    if (count === 0) return;
+    this.text = '';
+    this.count = 0;
+    try {
+      const dropped = native.logAccessBatch(this.handle, text, this.numbers, count);
+      for (let i = 0; i < dropped; i++) this.onDropped?.();
+    } finally {
+      this.held.length = 0;
+    }
+  }
+}
+
+function writeScheduled(batch) {
+  batch.scheduled = false;
+  batch.write();
+}
+
 const PRETTY_LABELS = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO ', 40: 'WARN ', 50: 'ERROR', 60: 'FATAL' };
 
 function noop() {}
@@ -123,11 +205,13 @@ class Logger {
 
   /** Resolves once every line logged so far is written. */
   flush() {
+    this.#shared.access.write();
     return this.#shared.destination.flush();
   }
 
   /** Blocks until every line logged so far is written. */
   flushSync() {
+    this.#shared.access.write();
     this.#shared.destination.flushSync();
   }
 
@@ -163,6 +247,7 @@ class Logger {
 
   #writeIn(ctx, level, object, msg) {
     const shared = this.#shared;
+    if (shared.access.count !== 0) shared.access.write();
     if (shared.pretty) {
       shared.destination.writeRaw(prettyLine(level, ctx, this.#bindings, object, msg, shared.redact));
       return;
@@ -178,22 +263,19 @@ class Logger {
     if (result & DROPPED) this.#shared.onDropped?.();
   }
 
-  // The middleware's access line: its members cross as they are, with no
-  // object to serialize, and its strings joined into one (src/log.rs,
-  // log_access). `message` is { text, id } from accessMessage(). Falls back
-  // to the general path for pretty output, redaction, or a NUL in the method
-  // or route. The url comes last, so it may hold NULs, and it is the one
-  // long string: it is not scanned here.
+  // The middleware's access line: its members go into the destination's
+  // access batch as they are, with no object to serialize. `message` is
+  // { text, id } from accessMessage(). Pretty output and redaction take the
+  // general path.
   [WRITE_ACCESS](ctx, level, method, route, url, status, durationMs, bytes, message) {
     if (level < this.#level) return;
     const shared = this.#shared;
-    if (shared.pretty || shared.redact !== undefined || method.includes('\0') || (route !== undefined && (route === '' || route.includes('\0')))) {
+    if (shared.pretty || shared.redact !== undefined) {
       this.#writeIn(ctx, level, { method, route, url, status, durationMs, bytes }, message.text);
       return;
     }
-    const packed = `${lineIdentityOf(ctx) ?? ''}\0${method}\0${route ?? ''}\0${url}`;
-    this.#afterWrite(ctx, native.logAccess(shared.handle, message.id, level, ctx.id, this.#bindings || null,
-      packed, status, durationMs, bytes));
+    if (ctx.ended) ctx.noteUse('a log line');
+    shared.access.add(ctx, level, message.id, this.#bindings, method, route, url, status, durationMs, bytes);
   }
 }
 
@@ -241,7 +323,10 @@ function createLogger(options = {}) {
   const baseFields = { ...(base ?? {}), ...(options.name !== undefined ? { name: `${options.name}` } : {}) };
   const prefixText = serializeBindings(baseFields, redact);
   const destination = openDestination({ ...options, prefix: prefixText ? `${prefixText},` : '' });
-  const shared = { destination, handle: destination.handle, redact, pretty: Boolean(options.pretty), onDropped: options.onDropped };
+  const shared = {
+    destination, handle: destination.handle, redact, pretty: Boolean(options.pretty), onDropped: options.onDropped,
+    access: new AccessBatch(destination.handle, options.sync === true, options.onDropped),
+  };
   return new Logger(shared, '', options.level ?? 'info');
 }
 

@@ -1,8 +1,9 @@
 //! JSON log lines, pino-compatible: `{"level":30,"time":…,…,"msg":"…"}`.
 //! JS crosses once per line with the level, the current context id, the
-//! pre-serialized bindings and object, and the message; Rust adds the
-//! context's ids and fields from the store, escapes every string, and hands
-//! the line to the off-thread writer (`writer.rs`).
+//! pre-serialized bindings and object, and the message (the middleware's
+//! access lines cross in batches); Rust adds the context's ids and fields
+//! from the store, escapes every string, and hands the line to the
+//! off-thread writer (`writer.rs`).
 
 use std::sync::{Arc, LazyLock, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -206,25 +207,26 @@ impl Destination {
 
   /// Formats one line with the context's ids (and fields, from its record)
   /// and delivers it. `body` appends the line's own members.
-  fn write_line(&self, level: u32, context_id: f64, identity: Option<&str>, bindings: Option<&str>, msg: Option<&str>, body: impl Fn(&mut Vec<u8>)) -> Result<u32> {
+  #[allow(clippy::too_many_arguments)]
+  fn write_line(&self, time_ms: u64, level: u32, context_id: f64, identity: Option<&str>, bindings: Option<&str>, msg: Option<&str>, body: impl Fn(&mut Vec<u8>)) -> Result<u32> {
     LINE.with_borrow_mut(|line| {
       line.clear();
       let mut flags = 0;
       if let Some(ids) = identity {
-        format_line_into(line, level, now_ms(), &self.prefix, LineContext::Identity(ids), bindings, &body, msg);
+        format_line_into(line, level, time_ms, &self.prefix, LineContext::Identity(ids), bindings, &body, msg);
       } else if context_id >= 0.0 {
         match STORE.with(context_id as u64, |r| {
-          format_line_into(line, level, now_ms(), &self.prefix, LineContext::Record(r), bindings, &body, msg);
+          format_line_into(line, level, time_ms, &self.prefix, LineContext::Record(r), bindings, &body, msg);
           r.ended.is_some()
         }) {
           // JS counts it and warns once (RequestContext#noteUse).
           Ok(true) => flags |= USED_AFTER_END,
           Ok(false) => {}
           // Released already: log without it rather than lose the line.
-          Err(_) => format_line_into(line, level, now_ms(), &self.prefix, LineContext::None, bindings, &body, msg),
+          Err(_) => format_line_into(line, level, time_ms, &self.prefix, LineContext::None, bindings, &body, msg),
         }
       } else {
-        format_line_into(line, level, now_ms(), &self.prefix, LineContext::None, bindings, &body, msg);
+        format_line_into(line, level, time_ms, &self.prefix, LineContext::None, bindings, &body, msg);
       }
       let delivered = self.deliver(line);
       // A rare huge line does not keep its buffer.
@@ -284,7 +286,7 @@ impl NativeLogDestination {
     Ok(NativeLogDestination { destination, handle: (all.len() - 1) as u32 })
   }
 
-  /// The handle `logWrite` and `logAccess` take.
+  /// The handle `logWrite` and `logAccessBatch` take.
   #[napi(getter)]
   pub fn handle(&self) -> u32 {
     self.handle
@@ -336,7 +338,7 @@ impl NativeLogDestination {
 pub fn log_write(handle: u32, level: u32, context_id: f64, identity: Option<String>, bindings: Option<String>, object: Option<String>, msg: Option<String>) -> Result<u32> {
   let members = object.as_deref().and_then(|o| o.strip_prefix('{')).and_then(|o| o.strip_suffix('}')).filter(|m| !m.is_empty());
   with_destination(handle, |d| {
-    d.write_line(level, context_id, identity.as_deref(), bindings.as_deref(), msg.as_deref(), |out| {
+    d.write_line(now_ms(), level, context_id, identity.as_deref(), bindings.as_deref(), msg.as_deref(), |out| {
       if let Some(m) = members {
         out.extend_from_slice(m.as_bytes());
         out.push(b',');
@@ -350,7 +352,7 @@ pub fn log_write(handle: u32, level: u32, context_id: f64, identity: Option<Stri
 static ACCESS_MESSAGES: LazyLock<RwLock<Vec<Box<str>>>> = LazyLock::new(|| RwLock::new(Vec::new()));
 
 /// Registers the message of a middleware's access lines; returns the id
-/// `logAccess` takes.
+/// access batches give.
 #[napi(catch_unwind)]
 pub fn log_access_message(msg: String) -> u32 {
   let mut all = ACCESS_MESSAGES.write().unwrap_or_else(|e| e.into_inner());
@@ -358,30 +360,110 @@ pub fn log_access_message(msg: String) -> u32 {
   (all.len() - 1) as u32
 }
 
-/// The middleware's "request completed" line, its members given one by
-/// one so no object is serialized in JS. Its strings cross as one, joined
-/// by NUL (which none of them can hold; JS checks the two that come from
-/// outside): the context's identity (empty when it has a record, then read
-/// from the store by `context_id`), `method`, `route` (empty when no route
-/// matched) and `url`. Numbers: `status`, `durationMs`, `bytes`. Otherwise
-/// as `logWrite`.
-#[allow(clippy::too_many_arguments)]
+/// Numbers per line of an access batch, in this order: context id (-1 for
+/// none), level, message id, status, duration in ms, body bytes, time in ms
+/// since the epoch, then the UTF-16 lengths, in `text`, of the line's
+/// strings (`ACCESS_STRINGS`); -1 for an absent one.
+const ACCESS_SLOTS: usize = 12;
+/// The strings of an access line, in their order in `text`: the context's
+/// identity (absent when it has a record, then read from the store by the
+/// context id), the logger's bindings, method, route (absent when no route
+/// matched) and url.
+const ACCESS_STRINGS: usize = 5;
+
+/// The middleware's "request completed" lines, gathered in JS and given in
+/// one crossing: `count` lines whose numbers are `numbers` (see
+/// `ACCESS_SLOTS`) and whose strings follow one another in `text`, cut by
+/// their lengths, so they may hold any character. Lengths count UTF-16
+/// units, as JS does, so `text` crosses as UTF-16. The lines were logged
+/// before their contexts ended (JS reports a use after end itself).
+/// Returns how many lines were dropped because the buffer was full.
 #[napi(catch_unwind)]
-pub fn log_access(handle: u32, message: u32, level: u32, context_id: f64, bindings: Option<String>, packed: String, status: u32, duration_ms: f64, bytes: f64) -> Result<u32> {
-  let (identity, method, route, url) = access_parts(&packed).ok_or_else(|| Error::new(Status::InvalidArg, "malformed access line".to_owned()))?;
+pub fn log_access_batch(handle: u32, text: Utf16String, numbers: Float64Array, count: u32) -> Result<u32> {
   let messages = ACCESS_MESSAGES.read().unwrap_or_else(|e| e.into_inner());
-  let msg = messages.get(message as usize).ok_or_else(|| Error::new(Status::InvalidArg, format!("no access message {message}")))?;
   with_destination(handle, |d| {
-    d.write_line(level, context_id, identity, bindings.as_deref(), Some(msg), |out| push_access_members(out, method, route, url, status, duration_ms, bytes))
+    let mut dropped = 0;
+    each_access_line(&text, numbers.as_ref(), count as usize, malformed_batch, |line| {
+      let msg = messages.get(line.message as usize).ok_or_else(malformed_batch)?;
+      let flags = d.write_line(line.time_ms, line.level, line.context_id, line.identity, line.bindings, Some(msg), |out| {
+        push_access_members(out, line.method, line.route, line.url, line.status, line.duration_ms, line.bytes)
+      })?;
+      dropped += u32::from(flags & DROPPED != 0);
+      Ok(())
+    })?;
+    Ok(dropped)
   })
 }
 
-/// `identity\0method\0route\0url`, with an empty identity or route meaning
-/// none. The url comes last and may hold anything else.
-fn access_parts(packed: &str) -> Option<(Option<&str>, &str, Option<&str>, &str)> {
-  let mut parts = packed.splitn(4, '\0');
-  let (identity, method, route, url) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-  Some((Some(identity).filter(|i| !i.is_empty()), method, Some(route).filter(|r| !r.is_empty()), url))
+fn malformed_batch() -> Error {
+  Error::new(Status::InvalidArg, "malformed access batch".to_owned())
+}
+
+/// One line of an access batch, its strings decoded.
+#[derive(Debug, PartialEq)]
+struct AccessLine<'a> {
+  context_id: f64,
+  level: u32,
+  message: u32,
+  status: u32,
+  duration_ms: f64,
+  bytes: f64,
+  time_ms: u64,
+  identity: Option<&'a str>,
+  bindings: Option<&'a str>,
+  method: &'a str,
+  route: Option<&'a str>,
+  url: &'a str,
+}
+
+/// Decodes the `count` lines of a batch one by one into reused strings;
+/// lone surrogates become U+FFFD, as in every other string JS gives Rust.
+/// Appends UTF-16 `units` to `out`. Ids, methods and most urls are ASCII:
+/// those are copied unit by unit, which the compiler vectorizes, instead of
+/// being decoded character by character.
+fn push_utf16(out: &mut String, units: &[u16]) {
+  if units.iter().all(|&u| u < 0x80) {
+    out.extend(units.iter().map(|&u| u as u8 as char));
+  } else {
+    out.extend(char::decode_utf16(units.iter().copied()).map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER)));
+  }
+}
+
+/// Generic in its error so that it is tested without a JS engine.
+fn each_access_line<E>(text: &[u16], numbers: &[f64], count: usize, malformed: fn() -> E, mut each: impl FnMut(AccessLine) -> std::result::Result<(), E>) -> std::result::Result<(), E> {
+  if numbers.len() / ACCESS_SLOTS < count {
+    return Err(malformed());
+  }
+  let mut strings: [String; ACCESS_STRINGS] = Default::default();
+  let mut at = 0usize;
+  for slots in numbers.chunks_exact(ACCESS_SLOTS).take(count) {
+    let mut present = [false; ACCESS_STRINGS];
+    for (i, &len) in slots[ACCESS_SLOTS - ACCESS_STRINGS..].iter().enumerate() {
+      strings[i].clear();
+      if len >= 0.0 {
+        let units = text.get(at..at + len as usize).ok_or_else(malformed)?;
+        push_utf16(&mut strings[i], units);
+        at += len as usize;
+        present[i] = true;
+      }
+    }
+    let given = |i: usize| present[i].then_some(strings[i].as_str());
+    each(AccessLine {
+      context_id: slots[0],
+      level: slots[1] as u32,
+      message: slots[2] as u32,
+      status: slots[3] as u32,
+      duration_ms: slots[4],
+      bytes: slots[5],
+      time_ms: slots[6] as u64,
+      identity: given(0),
+      bindings: given(1),
+      method: &strings[2],
+      route: given(3),
+      url: &strings[4],
+    })?;
+  }
+  Ok(())
 }
 
 fn push_access_members(out: &mut Vec<u8>, method: &str, route: Option<&str>, url: &str, status: u32, duration_ms: f64, bytes: f64) {
@@ -470,11 +552,65 @@ mod tests {
     assert!(v["durationMs"].is_null());
   }
 
+  fn access_batch(lines: &[(Option<&str>, Option<&str>, &str, Option<&str>, &str)]) -> (Vec<u16>, Vec<f64>) {
+    let (mut text, mut numbers) = (Vec::new(), Vec::new());
+    for (n, strings) in lines.iter().enumerate() {
+      numbers.extend_from_slice(&[n as f64, 30.0, 0.0, 200.0 + n as f64, 1.5, 11.0, 1_700_000_000_000.0 + n as f64]);
+      for s in [strings.0, strings.1, Some(strings.2), strings.3, Some(strings.4)] {
+        let units: Vec<u16> = s.map(|s| s.encode_utf16().collect()).unwrap_or_default();
+        numbers.push(s.map_or(-1.0, |_| units.len() as f64));
+        text.extend(units);
+      }
+    }
+    (text, numbers)
+  }
+
   #[test]
-  fn access_parts_split_on_nul_with_empty_meaning_none() {
-    assert_eq!(access_parts("ids\0GET\0/a/:b\0/a/1?x=\0"), Some((Some("ids"), "GET", Some("/a/:b"), "/a/1?x=\0")));
-    assert_eq!(access_parts("\0POST\0\0/"), Some((None, "POST", None, "/")));
-    assert_eq!(access_parts("ids\0GET\0/"), None);
+  fn access_batch_lines_are_cut_by_their_lengths_whatever_they_hold() {
+    let lines = [
+      (Some("ids"), None, "GET", Some("/a/:b"), "/a/1?x=\0\u{1}\"\n"),
+      (None, Some("\"k\":1"), "PO\0ST", None, "/\u{e9}t\u{e9}/\u{1f600}"),
+      (Some(""), Some(""), "", Some(""), ""),
+    ];
+    let (text, numbers) = access_batch(&lines);
+    let mut seen = Vec::new();
+    each_access_line(&text, &numbers, lines.len(), || (), |l| {
+      seen.push((l.context_id, l.status, l.time_ms, l.identity.map(String::from), l.bindings.map(String::from), l.method.to_owned(), l.route.map(String::from), l.url.to_owned()));
+      Ok(())
+    })
+    .unwrap();
+    let expected: Vec<_> = lines
+      .iter()
+      .enumerate()
+      .map(|(n, l)| (n as f64, 200 + n as u32, 1_700_000_000_000 + n as u64, l.0.map(String::from), l.1.map(String::from), l.2.to_owned(), l.3.map(String::from), l.4.to_owned()))
+      .collect();
+    assert_eq!(seen, expected);
+  }
+
+  #[test]
+  fn access_batch_refuses_lengths_past_its_text_and_too_few_numbers() {
+    let (text, numbers) = access_batch(&[(None, None, "GET", None, "/")]);
+    let never = |_: AccessLine| -> std::result::Result<(), ()> { panic!("no line may come out of a malformed batch") };
+    assert_eq!(each_access_line(&text[..text.len() - 1], &numbers, 1, || (), never), Err(()));
+    assert_eq!(each_access_line(&text, &numbers[..ACCESS_SLOTS - 1], 1, || (), never), Err(()));
+    let mut lines = 0;
+    assert_eq!(each_access_line(&text, &numbers, 2, || (), |_| Ok(lines += 1)), Err(()));
+    assert_eq!(lines, 0, "a batch short of numbers is refused before any line");
+  }
+
+  #[test]
+  fn a_lone_surrogate_in_an_access_batch_becomes_a_replacement_character() {
+    let (mut text, mut numbers) = access_batch(&[(None, None, "GET", None, "/ab")]);
+    let url_start = text.len() - 3;
+    text[url_start + 1] = 0xd800;
+    numbers[ACCESS_SLOTS - 1] = 3.0;
+    let mut url = String::new();
+    each_access_line(&text, &numbers, 1, || (), |l| {
+      url = l.url.to_owned();
+      Ok(())
+    })
+    .unwrap();
+    assert_eq!(url, "/\u{fffd}b");
   }
 
   #[test]
