@@ -2,7 +2,7 @@
 // One Express hello-world server for the throughput benchmark, with the
 // request logging of one variant; every variant that logs writes one line
 // per request to /dev/null. Prints the port once listening.
-// Usage: node express-server.js <variant>
+// Usage: node express-server.js <variant>   (or ambient@DIR)
 const fs = require('node:fs');
 const { randomUUID } = require('node:crypto');
 const express = require('express');
@@ -106,7 +106,14 @@ const setups = {
   },
 };
 
-setups[variant]();
+// `ambient@DIR` is the ambient variant with ambient loaded from another
+// checkout, to compare two builds side by side in one run.
+if (variant.startsWith('ambient@')) {
+  const ambient = require(require('node:path').resolve(variant.slice('ambient@'.length)));
+  app.use(ambient.middleware({ logger: ambient.createLogger({ destination: '/dev/null' }) }));
+} else {
+  setups[variant]();
+}
 // Exit cleanly on SIGINT, so `node --cpu-prof` can write its profile.
 process.once('SIGINT', () => process.exit(0));
 app.get('/', (req, res) => res.send('hello world'));

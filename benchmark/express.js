@@ -1,25 +1,50 @@
 'use strict';
 // Express throughput under autocannon on loopback: bare Express against
 // ambient's middleware and the peers, each server a fresh process, the
-// variants alternating within each round. Reports the median req/s and the
-// overhead (1 - req/s / bare req/s).
-// Usage: node benchmark/express.js [--rounds N] [--seconds S] [--connections C] [--variants a,b] [--json out.json]
+// variants alternating within each round (order flipped every other round).
+//
+// This machine is shared: its speed drifts by tens of percent within
+// minutes. So each variant's overhead is taken per round, against the bare
+// run of the same round, and the median of those paired overheads is
+// reported; a drift between rounds then cancels out. Besides req/s, the
+// server's CPU time per request (all its threads, ambient's log writer
+// included, from /proc) is reported: it does not depend on how quickly the
+// load generator turns a response around. (Pinning the server and the load
+// generator to a core each was tried: the server then idled part of the
+// time, so it measured the load generator more than the server.)
+//
+// Usage: node benchmark/express.js [--rounds N] [--seconds S] [--connections C]
+//          [--variants a,b] [--json out.json]
 const { spawn } = require('node:child_process');
 const path = require('node:path');
-const autocannon = require('autocannon');
 const fs = require('node:fs');
+const autocannon = require('autocannon');
 const { median } = require('./harness');
 
 const args = process.argv.slice(2);
 const option = (name, fallback) => (args.includes(name) ? Number(args[args.indexOf(name) + 1]) : fallback);
 const rounds = option('--rounds', 5);
-const seconds = option('--seconds', 8);
+const seconds = option('--seconds', 5);
 const connections = option('--connections', 50);
 const jsonOut = args.includes('--json') ? args[args.indexOf('--json') + 1] : null;
 // --variants a,b,c picks others, e.g. the diagnostic ones in express-server.js.
 const variants = args.includes('--variants') ?
   args[args.indexOf('--variants') + 1].split(',') :
   ['bare', 'ambient', 'pino-http', 'cls-rtracer + pino', 'express-http-context + winston', 'morgan'];
+if (variants[0] !== 'bare') variants.unshift('bare');
+
+
+const TICKS_PER_SECOND = 100; // USER_HZ on Linux
+// utime + stime of every thread of the process, in seconds; NaN off Linux.
+function cpuSeconds(pid) {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
+  } catch {
+    return NaN;
+  }
+}
 
 function startServer(variant) {
   return new Promise((resolve, reject) => {
@@ -34,13 +59,17 @@ async function measure(variant) {
   try {
     const url = `http://127.0.0.1:${port}/`;
     await autocannon({ url, connections, duration: 2 }); // warm-up
+    const before = cpuSeconds(child.pid);
     const result = await autocannon({ url, connections, duration: seconds });
+    const cpu = cpuSeconds(child.pid) - before;
     if (result.non2xx > 0 || result.errors > 0) throw new Error(`${variant}: ${result.non2xx} non-2xx, ${result.errors} errors`);
-    return result.requests.average;
+    return { rps: result.requests.average, cpuUsPerRequest: (cpu * 1e6) / result.requests.total };
   } finally {
     child.kill();
   }
 }
+
+const percent = (x) => `${(x * 100).toFixed(1)}%`;
 
 async function main() {
   const samples = Object.fromEntries(variants.map((v) => [v, []]));
@@ -49,19 +78,32 @@ async function main() {
     for (const variant of order) samples[variant].push(await measure(variant));
     process.stderr.write(`round ${round + 1}/${rounds} done\n`);
   }
-  const bare = median(samples.bare);
-  console.log(`Node ${process.version}, ${connections} connections, ${seconds} s per run, median of ${rounds} rounds`);
+  const bare = samples.bare;
+  const rows = variants.map((variant) => {
+    const own = samples[variant];
+    const pairedOverhead = own.map((s, i) => 1 - s.rps / bare[i].rps);
+    const pairedCpu = own.map((s, i) => s.cpuUsPerRequest / bare[i].cpuUsPerRequest - 1);
+    return {
+      variant,
+      rps: median(own.map((s) => s.rps)),
+      overhead: variant === 'bare' ? 0 : median(pairedOverhead),
+      cpuUsPerRequest: median(own.map((s) => s.cpuUsPerRequest)),
+      extraCpu: variant === 'bare' ? 0 : median(pairedCpu),
+    };
+  });
+  console.log(`Node ${process.version}, ${connections} connections, ${seconds} s per run, ${rounds} rounds`);
   console.log('');
-  console.log('| variant | req/s | overhead vs bare |');
-  console.log('|---|---:|---:|');
-  for (const variant of variants) {
-    const rps = median(samples[variant]);
-    console.log(`| ${variant} | ${Math.round(rps).toLocaleString('en-US')} | ${variant === 'bare' ? '' : `${((1 - rps / bare) * 100).toFixed(1)}%`} |`);
+  console.log('| variant | req/s | overhead vs bare | server CPU µs/request | extra CPU vs bare |');
+  console.log('|---|---:|---:|---:|---:|');
+  for (const row of rows) {
+    const bareRow = row.variant === 'bare';
+    console.log(`| ${row.variant} | ${Math.round(row.rps).toLocaleString('en-US')} | ${bareRow ? '' : percent(row.overhead)} | ` +
+      `${row.cpuUsPerRequest.toFixed(1)} | ${bareRow ? '' : percent(row.extraCpu)} |`);
   }
   console.log('');
+  console.log('req/s and µs/request are medians across rounds; the two overheads are medians of each round\'s pair with bare.');
   console.log(`raw: ${JSON.stringify(samples)}`);
   if (jsonOut) {
-    const rows = variants.map((variant) => ({ variant, rps: median(samples[variant]), overhead: variant === 'bare' ? 0 : 1 - median(samples[variant]) / bare }));
     fs.writeFileSync(jsonOut, JSON.stringify({ node: process.version, connections, seconds, rounds, results: rows, samples }, null, 2));
   }
 }
