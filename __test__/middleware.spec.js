@@ -56,6 +56,16 @@ for (const [label, expressModule] of [['Express 4', 'express4'], ['Express 5', '
       app.use(ambient.middleware({ logger: log.logger }));
       app.use(bodyParser.json());
       app.use(bodyParser.urlencoded({ extended: false }));
+      const nativeStore = new (require('node:async_hooks').AsyncLocalStorage)();
+      app.post('/bound', (req, res) => nativeStore.run(`native-${req.headers['x-request-id']}`, () => {
+        let body = '';
+        req.setEncoding('utf8');
+        req.on('data', (chunk) => { body += chunk; });
+        req.on('end', async () => {
+          await sleep(Math.random() * 5);
+          res.json({ body, requestId: RequestContext.require().requestId, native: nativeStore.getStore() ?? null });
+        });
+      }));
       app.post('/json', (req, res) => res.json({ body: req.body, requestId: RequestContext.require().requestId }));
       app.post('/form', (req, res) => res.json({ body: req.body, requestId: RequestContext.require().requestId }));
       app.post('/upload', multer().single('file'), (req, res) => res.json({ size: req.file.size, name: req.body.name, requestId: RequestContext.require().requestId }));
@@ -150,6 +160,20 @@ for (const [label, expressModule] of [['Express 4', 'express4'], ['Express 5', '
       const completed = lines.find((l) => l.msg === 'request completed');
       assert.equal(completed.status, 500);
       assert.equal(completed.err.message, 'database down');
+    });
+
+    it('runs listeners the request code adds in its context: ambient on every Node, native stores too on Node 24+', async () => {
+      // The 'end' event comes from the socket's context, where neither the
+      // request context nor the handler's native store is current; only the
+      // binding brings them. On Node <= 22 the binding carries ambient's
+      // frame alone (lib/frame.js, bindToCurrentContext).
+      const major = Number(process.versions.node.split('.')[0]);
+      const ids = Array.from({ length: 50 }, (_, i) => `bound-${i}`);
+      const results = await Promise.all(ids.map((id) => request(port, { method: 'POST', path: '/bound', headers: { 'x-request-id': id }, body: id })));
+      results.forEach((r, i) => {
+        assert.equal(r.status, 200);
+        assert.deepEqual(JSON.parse(r.body), { body: ids[i], requestId: ids[i], native: major >= 24 ? `native-${ids[i]}` : null });
+      });
     });
 
     it('isolates 200 concurrent requests', async () => {

@@ -95,6 +95,46 @@ describe('running a context', () => {
     assert.equal(RequestContext.run({}, (a) => a, 'x'), 'x');
   });
 
+  it('run() keeps the caller\'s native stores inside, puts the caller\'s context back, and keeps an ambient enterWith() made inside', async () => {
+    const { AsyncLocalStorage: NativeStorage } = require('node:async_hooks');
+    const nativeStore = new NativeStorage();
+    const ambientStore = new AsyncLocalStorage();
+    // 100 interleaved callers, each with its own native store, outer
+    // context and awaits of random length on both sides of the run.
+    await Promise.all(Array.from({ length: 100 }, (_, i) => nativeStore.run(`native-${i}`, () =>
+      RequestContext.run({ requestId: `outer-${i}` }, async () => {
+        await sleep(Math.random() * 5);
+        const inner = RequestContext.run({ requestId: `inner-${i}` }, async () => {
+          assert.equal(nativeStore.getStore(), `native-${i}`);
+          ambientStore.enterWith(`entered-${i}`);
+          await sleep(Math.random() * 5);
+          assert.equal(RequestContext.require().requestId, `inner-${i}`);
+          assert.equal(nativeStore.getStore(), `native-${i}`);
+          return RequestContext.require().requestId;
+        });
+        // Back in the caller at once: its context and native store, and the
+        // ambient variable entered inside (AsyncLocalStorage#run semantics).
+        assert.equal(RequestContext.require().requestId, `outer-${i}`);
+        assert.equal(nativeStore.getStore(), `native-${i}`);
+        assert.equal(ambientStore.getStore(), `entered-${i}`);
+        assert.equal(await inner, `inner-${i}`);
+        await sleep(Math.random() * 5);
+        assert.equal(RequestContext.require().requestId, `outer-${i}`);
+        assert.equal(nativeStore.getStore(), `native-${i}`);
+      }))));
+    assert.equal(RequestContext.current(), undefined);
+    assert.equal(nativeStore.getStore(), undefined);
+  });
+
+  it('run() puts the caller\'s context back when fn throws', () => {
+    const outer = RequestContext.begin({ requestId: 'outer-throw' });
+    outer.run(() => {
+      assert.throws(() => RequestContext.run(() => { throw new Error('boom'); }), /boom/);
+      assert.equal(RequestContext.require().requestId, 'outer-throw');
+    });
+    outer.end();
+  });
+
   it('newRequestId() returns time-ordered UUIDv7 ids', () => {
     const ids = Array.from({ length: 50 }, () => newRequestId());
     assert.deepEqual([...ids].sort(), ids);

@@ -17,6 +17,7 @@
 // Node 26 and clears the binding from the current frame in place.
 const {
   AsyncLocalStorage: NativeAsyncLocalStorage,
+  AsyncResource: NativeAsyncResource,
   executionAsyncResource,
 } = require('node:async_hooks');
 
@@ -212,8 +213,61 @@ function runsInCurrentFrame(fn) {
   };
 }
 
+// On AsyncContextFrame (Node >= 24) every enterWith() copies the frame's
+// map, so a switch there and back through the carrier copies it twice. An
+// AsyncResource captures the current AsyncContextFrame as it is, and its
+// runInAsyncScope() switches to it and back without a copy. The two
+// functions below use that on the request path; on async_hooks (Node <= 22)
+// a switch is a property write, which is cheaper than a resource.
+
+// fn, bound to the whole current async context: ambient's frame, and on
+// Node >= 24 native stores too (as AsyncResource.bind does). For listeners
+// that the request's own code adds.
+const bindToCurrentContext = framesLiveOnResources ? runsInCurrentFrame : (fn) => {
+  const resource = new NativeAsyncResource('ambient.bound');
+  return function inContext(...args) {
+    return resource.runInAsyncScope(fn, this, ...args);
+  };
+};
+
+// runWithValue for a scope that ends with fn (RequestContext#run): the
+// same, except that on Node >= 24 the caller's native stores come back as
+// they were before fn, so a native enterWith() inside fn stays inside it.
+// An enterWith() or disable() of another ambient variable inside fn is kept,
+// as runWithValue keeps it.
+let leftWith;
+function enterAndApply(next, fn, args) {
+  carrier.enterWith(next);
+  try {
+    return Reflect.apply(fn, null, args);
+  } finally {
+    leftWith = carrier.getStore();
+  }
+}
+
+const runScopeWithValue = framesLiveOnResources ? runWithValue : (owner, index, defaultValue, value, fn, args) => {
+  const prior = carrier.getStore();
+  if (Object.is(value, valueIn(prior, owner, index, defaultValue))) {
+    return Reflect.apply(fn, null, args);
+  }
+  const next = withValue(prior, owner, index, value);
+  const disables = shared.disables;
+  leftWith = next;
+  try {
+    return new NativeAsyncResource('ambient.scope').runInAsyncScope(enterAndApply, null, next, fn, args);
+  } finally {
+    // The caller's AsyncContextFrame is back, so its frame is `prior`.
+    // leftWith is cleared, or it would keep the last context alive.
+    const left = leftWith;
+    leftWith = undefined;
+    if (left !== next || shared.disables !== disables) carrier.enterWith(restoreBinding(left, prior, owner, index));
+  }
+};
+
 module.exports = {
   runsInCurrentFrame,
+  bindToCurrentContext,
+  runScopeWithValue,
   allocateIndex,
   currentFrame,
   valueIn,

@@ -5,7 +5,7 @@
 // wrap the same middleware.
 const http = require('node:http');
 const { RequestContext, isValidRequestId, beginRoot, elapsedOf, endAt } = require('./request_context');
-const { runsInCurrentFrame } = require('./frame');
+const { bindToCurrentContext } = require('./frame');
 const { createLogger, LEVELS, WRITE_IN, WRITE_ACCESS, accessMessage } = require('./logger');
 const { invalidArgType, invalidArgValue, validateFunction, validateObject } = require('./errors');
 
@@ -15,8 +15,8 @@ const { invalidArgType, invalidArgValue, validateFunction, validateObject } = re
 // listen()). The hook sits on the prototypes, installed once: patching each
 // request's own methods would give every req/res object a new shape and
 // slow down all of Node's code that touches them. It binds only listeners
-// added while a request context is current, to ambient's frame, which is a
-// closure, not an AsyncResource per listener.
+// added while a request context is current (lib/frame.js,
+// bindToCurrentContext).
 const BOUND_EVENTS = new Set(['data', 'end', 'finish', 'close', 'error', 'readable', 'aborted']);
 let listenersHooked = false;
 
@@ -28,7 +28,7 @@ function hookListeners() {
       const add = proto[method];
       proto[method] = function addInRequestContext(event, listener) {
         if (typeof listener === 'function' && BOUND_EVENTS.has(event) && RequestContext.current() !== undefined) {
-          const bound = runsInCurrentFrame(listener);
+          const bound = bindToCurrentContext(listener);
           // removeListener(original) still finds it, as it does for once().
           bound.listener = listener;
           return add.call(this, event, bound);

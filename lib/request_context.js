@@ -5,7 +5,7 @@
 // end, field writes, and when another thread changed the fields; field reads
 // are served from a JS cache that a shared version counter keeps honest.
 const native = require('./native');
-const { runInFrame, allocateIndex, currentFrame, valueIn, runWithValue } = require('./frame');
+const { runInFrame, allocateIndex, currentFrame, valueIn, runScopeWithValue } = require('./frame');
 const { invalidArgType, invalidArgValue, validateFunction, validateObject } = require('./errors');
 
 // The current context: one variable of the shared frame (lib/frame.js),
@@ -19,7 +19,7 @@ function currentContext() {
 }
 
 function runAsCurrent(ctx, fn, args) {
-  return runWithValue(CURRENT, CURRENT_INDEX, undefined, ctx, fn, args);
+  return runScopeWithValue(CURRENT, CURRENT_INDEX, undefined, ctx, fn, args);
 }
 const CONSTRUCT = Symbol('construct');
 const TASK = 'ambient.task/v1';
