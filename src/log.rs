@@ -22,8 +22,9 @@ fn push_json_string(out: &mut Vec<u8>, s: &str) {
   // Most strings (ids, methods, paths, messages) need no escaping: copy
   // those as they are. Otherwise serde_json escapes quotes, backslashes and
   // every control character (CR and LF included), so no value can end a
-  // line or forge a field.
-  if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+  // line or forge a field. The check has no branch per byte, so it
+  // vectorizes.
+  if s.bytes().fold(true, |plain, b| plain & (b >= 0x20) & (b != b'"') & (b != b'\\')) {
     out.reserve(s.len() + 2);
     out.push(b'"');
     out.extend_from_slice(s.as_bytes());
@@ -419,11 +420,14 @@ struct AccessLine<'a> {
 /// Decodes the `count` lines of a batch one by one into reused strings;
 /// lone surrogates become U+FFFD, as in every other string JS gives Rust.
 /// Appends UTF-16 `units` to `out`. Ids, methods and most urls are ASCII:
-/// those are copied unit by unit, which the compiler vectorizes, instead of
-/// being decoded character by character.
+/// those are narrowed unit by unit into the string's bytes, a loop with no
+/// branch that the compiler vectorizes (pushing them as chars costs a
+/// UTF-8 length check per character); anything else is decoded.
 fn push_utf16(out: &mut String, units: &[u16]) {
-  if units.iter().all(|&u| u < 0x80) {
-    out.extend(units.iter().map(|&u| u as u8 as char));
+  if units.iter().fold(0u16, |seen, &u| seen | u) < 0x80 {
+    // SAFETY: every unit is below 0x80, so each byte pushed is an ASCII
+    // character and the string stays valid UTF-8.
+    unsafe { out.as_mut_vec() }.extend(units.iter().map(|&u| u as u8));
   } else {
     out.extend(char::decode_utf16(units.iter().copied()).map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER)));
   }
@@ -596,6 +600,23 @@ mod tests {
     let mut lines = 0;
     assert_eq!(each_access_line(&text, &numbers, 2, || (), |_| Ok(lines += 1)), Err(()));
     assert_eq!(lines, 0, "a batch short of numbers is refused before any line");
+  }
+
+  #[test]
+  fn utf16_is_appended_as_std_decodes_it_on_both_paths() {
+    let cases: Vec<Vec<u16>> = vec![
+      vec![],
+      "/users/42?q=a%20b".encode_utf16().collect(),
+      (0u16..0x80).collect(),
+      vec![0x7f, 0x80, 0x41],
+      "/caf\u{e9}/\u{1f600}".encode_utf16().collect(),
+      vec![0x41, 0xdc00, 0xd800, 0x42],
+    ];
+    for units in cases {
+      let mut out = String::from("x");
+      push_utf16(&mut out, &units);
+      assert_eq!(out, format!("x{}", String::from_utf16_lossy(&units)), "{units:?}");
+    }
   }
 
   #[test]
