@@ -91,6 +91,12 @@ const setups = {
       ctx.run(next);
     });
   },
+  // ambient loaded and its req/res prototype hooks installed, with no
+  // middleware in the app: what the hooks cost every request.
+  'hooks-only'() {
+    const ambient = require('..');
+    ambient.middleware({ logger: ambient.createLogger({ destination: '/dev/null' }) });
+  },
   // Plain Express setting the two headers the middleware echoes, with
   // constant values: what echoing costs before any context work.
   'echo-headers-only'() {

@@ -13,8 +13,13 @@
 // generator to a core each was tried: the server then idled part of the
 // time, so it measured the load generator more than the server.)
 //
+// With --pipelining P, each connection keeps P requests in flight (as
+// fastify's benchmarks run autocannon): the server then reads several
+// requests per wake-up, so the kernel's cost of waking the load generator on
+// the other core, which grows as the server slows, weighs less per request.
+//
 // Usage: node benchmark/express.js [--rounds N] [--seconds S] [--connections C]
-//          [--variants a,b] [--json out.json]
+//          [--pipelining P] [--variants a,b] [--json out.json]
 const { spawn } = require('node:child_process');
 const path = require('node:path');
 const fs = require('node:fs');
@@ -26,6 +31,7 @@ const option = (name, fallback) => (args.includes(name) ? Number(args[args.index
 const rounds = option('--rounds', 5);
 const seconds = option('--seconds', 5);
 const connections = option('--connections', 50);
+const pipelining = option('--pipelining', 1);
 const jsonOut = args.includes('--json') ? args[args.indexOf('--json') + 1] : null;
 // --variants a,b,c picks others, e.g. the diagnostic ones in express-server.js.
 const variants = args.includes('--variants') ?
@@ -58,9 +64,9 @@ async function measure(variant) {
   const { child, port } = await startServer(variant);
   try {
     const url = `http://127.0.0.1:${port}/`;
-    await autocannon({ url, connections, duration: 2 }); // warm-up
+    await autocannon({ url, connections, pipelining, duration: 2 }); // warm-up
     const before = cpuSeconds(child.pid);
-    const result = await autocannon({ url, connections, duration: seconds });
+    const result = await autocannon({ url, connections, pipelining, duration: seconds });
     const cpu = cpuSeconds(child.pid) - before;
     if (result.non2xx > 0 || result.errors > 0) throw new Error(`${variant}: ${result.non2xx} non-2xx, ${result.errors} errors`);
     return { rps: result.requests.average, cpuUsPerRequest: (cpu * 1e6) / result.requests.total };
@@ -91,7 +97,7 @@ async function main() {
       extraCpu: variant === 'bare' ? 0 : median(pairedCpu),
     };
   });
-  console.log(`Node ${process.version}, ${connections} connections, ${seconds} s per run, ${rounds} rounds`);
+  console.log(`Node ${process.version}, ${connections} connections, pipelining ${pipelining}, ${seconds} s per run, ${rounds} rounds`);
   console.log('');
   console.log('| variant | req/s | overhead vs bare | server CPU µs/request | extra CPU vs bare |');
   console.log('|---|---:|---:|---:|---:|');
@@ -104,7 +110,7 @@ async function main() {
   console.log('req/s and µs/request are medians across rounds; the two overheads are medians of each round\'s pair with bare.');
   console.log(`raw: ${JSON.stringify(samples)}`);
   if (jsonOut) {
-    fs.writeFileSync(jsonOut, JSON.stringify({ node: process.version, connections, seconds, rounds, results: rows, samples }, null, 2));
+    fs.writeFileSync(jsonOut, JSON.stringify({ node: process.version, connections, pipelining, seconds, rounds, results: rows, samples }, null, 2));
   }
 }
 main();
