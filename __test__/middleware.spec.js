@@ -324,6 +324,23 @@ for (const framework of ['Koa', 'Fastify']) {
       }
     });
 
+    if (framework === 'Fastify') {
+      it('ends and logs requests made with inject(), whose responses never emit close', async () => {
+        const open = RequestContext.stats().open;
+        const ids = Array.from({ length: 50 }, (_, i) => `inject-${i}`);
+        const responses = await Promise.all(ids.map((id) => app.inject({ method: 'GET', url: '/', headers: { 'x-request-id': id } })));
+        assert.deepEqual(responses.map((r) => r.body), ids);
+        assert.equal(RequestContext.stats().open, open, 'every injected request ended');
+        const lines = await linesOf(log);
+        for (const id of ids) {
+          const completed = lines.filter((l) => l.requestId === id && l.msg === 'request completed');
+          assert.equal(completed.length, 1, `one access line for ${id}`);
+          assert.equal(completed[0].status, 200);
+          assert.equal(completed[0].step, 'handled');
+        }
+      });
+    }
+
     it('logs a failing request with its status', async () => {
       const res = await request(port, { path: '/fail', headers: { 'x-request-id': `${framework}-fail` } });
       assert.equal(res.status, 500);

@@ -128,11 +128,16 @@ function ambientMiddleware(options = {}) {
       res.setHeader('traceparent', ctx.traceparent);
     }
     res[BODY_BYTES] = 0;
-    // 'close' follows 'finish' on every response, and comes alone when the
-    // client went away first. Added outside the context (it is passed in),
-    // so no binding is made for it.
-    res.on('close', () => {
-      const aborted = !res.writableFinished;
+    // node:http emits 'close' after 'finish', and 'close' alone when the
+    // client went away first; responses made without a socket (fastify's
+    // inject(), light-my-request) emit 'finish' and never 'close'. So the
+    // first of the two ends the request, and only a 'close' before the
+    // response finished means the client went away. Added outside the
+    // context (they are passed in), so no binding is made for them.
+    let ended = false;
+    const complete = (aborted) => {
+      if (ended) return;
+      ended = true;
       const now = performance.now();
       const durationMs = Math.round(elapsedOf(ctx, now) * 1000) / 1000;
       const url = req.originalUrl ?? req.url;
@@ -150,7 +155,9 @@ function ambientMiddleware(options = {}) {
         }
       }
       endAt(ctx, aborted ? 'aborted' : res.statusCode >= 500 ? 'error' : 'ok', now);
-    });
+    };
+    res.on('finish', () => complete(false));
+    res.on('close', () => complete(!res.writableFinished));
     if (rejected !== undefined) write(ctx, 'debug', { reason: rejected }, 'incoming request id replaced by a generated one');
     if (logStart) write(ctx, level, { method: req.method, url: req.originalUrl ?? req.url }, 'request started');
     ctx.run(next);
