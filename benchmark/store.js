@@ -4,7 +4,7 @@
 // Prints a markdown table: each variant's median ns/op and ambient's ratio
 // to it (below 1 means ambient is faster).
 //
-// Usage: node benchmark/store.js [--rounds N] [--node /path/to/node ...] [--json out.json]
+// Usage: node benchmark/store.js [--rounds N] [--node /path/to/node ...] [--only case,case] [--json out.json]
 const path = require('node:path');
 const fs = require('node:fs');
 const { parseArgs, runRounds } = require('./harness');
@@ -13,12 +13,17 @@ const options = parseArgs(process.argv.slice(2));
 const file = path.join(__dirname, 'store-case.js');
 const scenarios = [
   ['begin + end per request', 'beginEnd', ['ambient', 'js'], 'a native AsyncLocalStorage with ids from node:crypto and a Map of fields'],
+  ['run() per request', 'run', ['ambient', 'native'], 'native AsyncLocalStorage#run'],
+  ['listener bound to the request (bind + call)', 'boundListener', ['ambient', 'AsyncResource'], 'a new AsyncResource and runInAsyncScope() per listener'],
+  ['access line, per line', 'accessLine', ['ambient', 'pino'], 'pino with the ids from a native store (mixin)'],
   ['field set', 'fieldSet', ['ambient', 'js'], 'Map#set on a native AsyncLocalStorage store'],
   ['field get', 'fieldGet', ['ambient', 'js'], 'Map#get on a native AsyncLocalStorage store'],
   ['request id', 'requestId', ['ambient', 'crypto.randomUUID'], 'crypto.randomUUID() (v4)'],
   ['traceparent parse', 'traceparentParse', ['ambient', 'opentelemetry', 'traceparent'], '@opentelemetry/core parseTraceParent; traceparent package'],
   ['traceparent format', 'traceparentFormat', ['ambient', 'opentelemetry'], "OpenTelemetry's W3C propagator inject()"],
-].map(([label, caseName, variants, peer]) => ({ label, file, variants, peer, args: (variant) => [caseName, variant] }));
+].map(([label, caseName, variants, peer]) => ({ label, caseName, file, variants, peer, args: (variant) => [caseName, variant] }))
+  // --only run,accessLine measures those cases alone.
+  .filter(({ caseName }) => options.only === null || options.only.split(',').includes(caseName));
 
 const results = runRounds(options, scenarios);
 const rows = [];
