@@ -114,7 +114,16 @@ const setups = {
 
 // `ambient@DIR` is the ambient variant with ambient loaded from another
 // checkout, to compare two builds side by side in one run.
-if (variant.startsWith('ambient@')) {
+// `spin-N` busy-waits N µs in a middleware: what a known amount of extra
+// work per request costs in this setup, for reading the other variants.
+if (/^spin-\d+$/.test(variant)) {
+  const ns = BigInt(Number(variant.slice(5)) * 1000);
+  app.use((req, res, next) => {
+    const until = process.hrtime.bigint() + ns;
+    while (process.hrtime.bigint() < until);
+    next();
+  });
+} else if (variant.startsWith('ambient@')) {
   const ambient = require(require('node:path').resolve(variant.slice('ambient@'.length)));
   app.use(ambient.middleware({ logger: ambient.createLogger({ destination: '/dev/null' }) }));
 } else {
