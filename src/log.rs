@@ -417,8 +417,6 @@ struct AccessLine<'a> {
   url: &'a str,
 }
 
-/// Decodes the `count` lines of a batch one by one into reused strings;
-/// lone surrogates become U+FFFD, as in every other string JS gives Rust.
 /// Appends UTF-16 `units` to `out`. Ids, methods and most urls are ASCII:
 /// those are narrowed unit by unit into the string's bytes, a loop with no
 /// branch that the compiler vectorizes (pushing them as chars costs a
@@ -433,6 +431,8 @@ fn push_utf16(out: &mut String, units: &[u16]) {
   }
 }
 
+/// Decodes the `count` lines of a batch one by one into reused strings;
+/// lone surrogates become U+FFFD, as in every other string JS gives Rust.
 /// Generic in its error so that it is tested without a JS engine.
 fn each_access_line<E>(text: &[u16], numbers: &[f64], count: usize, malformed: fn() -> E, mut each: impl FnMut(AccessLine) -> std::result::Result<(), E>) -> std::result::Result<(), E> {
   if numbers.len() / ACCESS_SLOTS < count {
