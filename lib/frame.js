@@ -164,11 +164,15 @@ function runWithValue(owner, index, defaultValue, value, fn, args) {
   try {
     return Reflect.apply(fn, null, args);
   } finally {
-    const current = holder[STORE];
-    holder[STORE] = current === next && shared.disables === disables ?
-      prior :
-      restoreBinding(current, prior, owner, index);
+    holder[STORE] = frameAfterRun(holder[STORE], next, prior, disables, owner, index);
   }
+}
+
+// The frame to go on with once a run() that entered `next` over `prior`
+// returns, `current` being the frame fn left: `prior` itself unless fn
+// entered or disabled another variable, whose change then stays.
+function frameAfterRun(current, next, prior, disables, owner, index) {
+  return current === next && shared.disables === disables ? prior : restoreBinding(current, prior, owner, index);
 }
 
 // `current` with the binding `source` had for this variable (or none).
@@ -221,8 +225,9 @@ function runsInCurrentFrame(fn) {
 // a switch is a property write, which is cheaper than a resource.
 
 // fn, bound to the whole current async context: ambient's frame, and on
-// Node >= 24 native stores too (as AsyncResource.bind does). For listeners
-// that the request's own code adds.
+// Node >= 24 native stores too, as AsyncResource.bind() binds (which also
+// defines properties on every bound function, a cost paid per listener
+// here). For listeners that the request's own code adds.
 const bindToCurrentContext = framesLiveOnResources ? runsInCurrentFrame : (fn) => {
   const resource = new NativeAsyncResource('ambient.bound');
   return function inContext(...args) {
@@ -258,9 +263,9 @@ const runScopeWithValue = framesLiveOnResources ? runWithValue : (owner, index, 
   } finally {
     // The caller's AsyncContextFrame is back, so its frame is `prior`.
     // leftWith is cleared, or it would keep the last context alive.
-    const left = leftWith;
+    const after = frameAfterRun(leftWith, next, prior, disables, owner, index);
     leftWith = undefined;
-    if (left !== next || shared.disables !== disables) carrier.enterWith(restoreBinding(left, prior, owner, index));
+    if (after !== prior) carrier.enterWith(after);
   }
 };
 
