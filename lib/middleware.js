@@ -132,10 +132,11 @@ function ambientMiddleware(options = {}) {
     // client went away first; responses made without a socket (fastify's
     // inject(), light-my-request) emit 'finish' and never 'close'. So the
     // first of the two ends the request, and only a 'close' before the
-    // response finished means the client went away. Added outside the
-    // context (they are passed in), so no binding is made for them.
+    // response finished means the client went away. 'finish' passes no
+    // argument, so `complete` serves it as it is. Added outside the context
+    // (they are passed in), so no binding is made for them.
     let ended = false;
-    const complete = (aborted) => {
+    const complete = (aborted = false) => {
       if (ended) return;
       ended = true;
       const now = performance.now();
@@ -156,7 +157,7 @@ function ambientMiddleware(options = {}) {
       }
       endAt(ctx, aborted ? 'aborted' : res.statusCode >= 500 ? 'error' : 'ok', now);
     };
-    res.on('finish', () => complete(false));
+    res.on('finish', complete);
     res.on('close', () => complete(!res.writableFinished));
     if (rejected !== undefined) write(ctx, 'debug', { reason: rejected }, 'incoming request id replaced by a generated one');
     if (logStart) write(ctx, level, { method: req.method, url: req.originalUrl ?? req.url }, 'request started');
