@@ -10,12 +10,16 @@ const express = require('express');
 const variant = process.argv[2];
 const app = express();
 const devNull = () => fs.createWriteStream('/dev/null');
+// ambient's middleware logging to /dev/null, from this checkout or another.
+const useAmbient = (from = '..', options = {}, loggerOptions = {}) => {
+  const ambient = require(from);
+  app.use(ambient.middleware({ logger: ambient.createLogger({ destination: '/dev/null', ...loggerOptions }), ...options }));
+};
 
 const setups = {
   bare() {},
   ambient() {
-    const ambient = require('..');
-    app.use(ambient.middleware({ logger: ambient.createLogger({ destination: '/dev/null' }) }));
+    useAmbient();
   },
   'pino-http'() {
     const pino = require('pino');
@@ -59,12 +63,10 @@ const setups = {
   },
   // Diagnostic variants: where the middleware's cost goes.
   'ambient-no-echo'() {
-    const ambient = require('..');
-    app.use(ambient.middleware({ logger: ambient.createLogger({ destination: '/dev/null' }), echoHeaders: false }));
+    useAmbient('..', { echoHeaders: false });
   },
   'ambient-no-log'() {
-    const ambient = require('..');
-    app.use(ambient.middleware({ logger: ambient.createLogger({ destination: '/dev/null', level: 'silent' }) }));
+    useAmbient('..', {}, { level: 'silent' });
   },
   'native-als-only'() {
     const { AsyncLocalStorage } = require('node:async_hooks');
@@ -112,8 +114,6 @@ const setups = {
   },
 };
 
-// `ambient@DIR` is the ambient variant with ambient loaded from another
-// checkout, to compare two builds side by side in one run.
 // `spin-N` busy-waits N µs in a middleware: what a known amount of extra
 // work per request costs in this setup, for reading the other variants.
 if (/^spin-\d+$/.test(variant)) {
@@ -124,8 +124,9 @@ if (/^spin-\d+$/.test(variant)) {
     next();
   });
 } else if (variant.startsWith('ambient@')) {
-  const ambient = require(require('node:path').resolve(variant.slice('ambient@'.length)));
-  app.use(ambient.middleware({ logger: ambient.createLogger({ destination: '/dev/null' }) }));
+  // The ambient variant loaded from another checkout, to compare two builds
+  // side by side in one run.
+  useAmbient(require('node:path').resolve(variant.slice('ambient@'.length)));
 } else {
   setups[variant]();
 }
