@@ -265,7 +265,7 @@ pub fn context_attach(env: Env, id: f64) -> Result<ContextInfo> {
 /// Gives back one handle of this thread per id (their JS objects were
 /// collected).
 #[napi(catch_unwind)]
-pub fn context_release_many(ids: Float64Array) {
+pub fn context_release_many(ids: Float64ArraySlice) {
   for &id in ids.as_ref() {
     release_one(id as u64);
   }

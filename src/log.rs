@@ -380,7 +380,7 @@ const ACCESS_STRINGS: usize = 5;
 /// before their contexts ended (JS reports a use after end itself).
 /// Returns how many lines were dropped because the buffer was full.
 #[napi(catch_unwind)]
-pub fn log_access_batch(handle: u32, text: Utf16String, numbers: Float64Array, count: u32) -> Result<u32> {
+pub fn log_access_batch(handle: u32, text: Utf16String, numbers: Float64ArraySlice, count: u32) -> Result<u32> {
   let messages = ACCESS_MESSAGES.read().unwrap_or_else(|e| e.into_inner());
   with_destination(handle, |d| {
     let mut dropped = 0;
