@@ -4,11 +4,14 @@
 //! is room, or drop the line and count it. `flush` waits until every line
 //! accepted so far has reached the destination.
 //!
-//! Waking the thread is a system call, so a push does not wake it per line:
-//! only the first line into an empty buffer does, and the thread then
-//! lingers up to `LINGER` for more, unless `WAKE_BYTES` gather first or a
-//! flush asks. Lines are thus written within `LINGER`, in batches; exit paths
-//! flush.
+//! Waking a thread from the event loop's thread costs a system call, and
+//! on a busy machine an interrupt to another core, so pushes almost never
+//! wake it. While lines keep coming, the thread looks for them every
+//! `LINGER` on its own timer; only after `IDLE_POLLS` empty looks does it
+//! sleep until woken, and only then does a push wake it. A buffer half full,
+//! a flush and a close wake it too. Lines are thus written within `LINGER`,
+//! in batches; exit paths flush. Condition variables are signalled only
+//! when someone waits on them: signalling costs a system call even then.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -17,8 +20,10 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-const WAKE_BYTES: usize = 32 * 1024;
 const LINGER: Duration = Duration::from_millis(10);
+/// Empty looks in a row (about 100 ms without a line) before the thread
+/// sleeps until a push wakes it: an idle process is never woken.
+const IDLE_POLLS: u32 = 10;
 
 pub enum Sink {
   Stdout,
@@ -71,6 +76,13 @@ struct State {
   written: u64,
   closed: bool,
   error: Option<String>,
+  /// The thread waits for a push with no timeout.
+  asleep: bool,
+  /// A flush, a close or a filling buffer wants the pending lines written
+  /// now, without lingering.
+  urgent: bool,
+  /// Callers blocked on `progress` (waiting for room or for a flush).
+  waiting: usize,
 }
 
 pub struct Writer {
@@ -119,21 +131,35 @@ impl Writer {
         self.dropped.fetch_add(1, Ordering::Relaxed);
         return false;
       }
-      s = self.progress.wait(s).unwrap_or_else(|e| e.into_inner());
+      s.urgent = true;
+      self.work.notify_one();
+      s = self.wait_for_progress(s);
     }
     let before = s.pending.len();
     s.pending.extend_from_slice(line);
     s.accepted += 1;
-    let threshold = WAKE_BYTES.min(self.capacity / 2);
-    // An empty buffer may mean the thread sleeps with no timeout: wake it
-    // (it then lingers to gather more). Otherwise wake it only when enough
-    // has gathered.
-    let wake = before == 0 || (before < threshold && s.pending.len() >= threshold);
+    let half = self.capacity / 2;
+    let filling = before < half && s.pending.len() >= half;
+    s.urgent |= filling;
+    let wake = s.asleep || filling;
     drop(s);
     if wake {
       self.work.notify_one();
     }
     true
+  }
+
+  fn wait_for_progress<'a>(&self, mut s: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+    s.waiting += 1;
+    s = self.progress.wait(s).unwrap_or_else(|e| e.into_inner());
+    s.waiting -= 1;
+    s
+  }
+
+  fn notify_progress(&self, s: &State) {
+    if s.waiting > 0 {
+      self.progress.notify_all();
+    }
   }
 
   /// Writes `line` now, on the calling thread, after what is queued (sync
@@ -150,10 +176,11 @@ impl Writer {
     let mut s = self.lock();
     let target = s.accepted;
     if s.written < target {
+      s.urgent = true;
       self.work.notify_one();
     }
     while s.written < target && !s.closed {
-      s = self.progress.wait(s).unwrap_or_else(|e| e.into_inner());
+      s = self.wait_for_progress(s);
     }
     s.error.clone()
   }
@@ -171,22 +198,28 @@ impl Writer {
 
   fn run(&self) {
     let mut batch = Vec::new();
+    let mut empty_polls = 0;
     loop {
       let (lines_before, closed) = {
         let mut s = self.lock();
-        while s.pending.is_empty() && !s.closed {
-          s = self.work.wait(s).unwrap_or_else(|e| e.into_inner());
+        if empty_polls >= IDLE_POLLS {
+          s.asleep = true;
+          while s.pending.is_empty() && !s.closed && !s.urgent {
+            s = self.work.wait(s).unwrap_or_else(|e| e.into_inner());
+          }
+          s.asleep = false;
         }
-        // A little more may be on its way: let it gather, unless a flush or
-        // a full-enough buffer woke us.
-        if !s.closed && s.pending.len() < WAKE_BYTES.min(self.capacity / 2) {
+        // Let lines gather, unless someone wants them now.
+        if !s.closed && !s.urgent {
           s = self.work.wait_timeout(s, LINGER).unwrap_or_else(|e| e.into_inner()).0;
         }
+        s.urgent = false;
         std::mem::swap(&mut batch, &mut s.pending);
+        // Room was just made: let blocked pushers go on before the slow write.
+        self.notify_progress(&s);
         (s.accepted, s.closed)
       };
-      // Room was just made: wake blocked pushers before the slow write.
-      self.progress.notify_all();
+      empty_polls = if batch.is_empty() { empty_polls + 1 } else { 0 };
       if !batch.is_empty() {
         let result = self.sink.lock().unwrap_or_else(|e| e.into_inner()).write_all(&batch);
         batch.clear();
@@ -195,8 +228,8 @@ impl Writer {
           s.error = Some(e.to_string());
         }
         s.written = lines_before;
+        self.notify_progress(&s);
       }
-      self.progress.notify_all();
       if closed && self.lock().pending.is_empty() {
         return;
       }
@@ -238,6 +271,38 @@ mod tests {
       let mine: Vec<usize> = lines.iter().filter_map(|l| l.strip_prefix(&format!("{t}:"))).map(|n| n.parse().unwrap()).collect();
       assert_eq!(mine, (0..2500).collect::<Vec<_>>(), "each thread's lines stay in order");
     }
+    w.close();
+    let _ = std::fs::remove_file(&path);
+  }
+
+  /// Polls `path` until it holds `expected`, for up to two seconds.
+  fn wait_for_content(path: &std::path::Path, expected: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    loop {
+      let text = std::fs::read_to_string(path).unwrap_or_default();
+      if text == expected {
+        return;
+      }
+      assert!(std::time::Instant::now() < deadline, "expected {expected:?} without a flush, found {text:?}");
+      std::thread::sleep(Duration::from_millis(5));
+    }
+  }
+
+  #[test]
+  fn lines_are_written_without_a_flush_whether_the_thread_sleeps_or_polls() {
+    let path = temp_path("asleep");
+    let _ = std::fs::remove_file(&path);
+    let w = Writer::start(Sink::open(path.to_str().unwrap()).unwrap(), 1 << 20, WhenFull::Block);
+    // Idle for longer than IDLE_POLLS looks: the thread sleeps, and only a
+    // push wakes it.
+    std::thread::sleep(LINGER * (IDLE_POLLS + 10));
+    assert!(w.lock().asleep, "an idle writer sleeps until woken");
+    assert!(w.push(b"first\n"));
+    wait_for_content(&path, "first\n");
+    // Right after a batch it polls on its own timer: this push wakes nobody.
+    assert!(!w.lock().asleep);
+    assert!(w.push(b"second\n"));
+    wait_for_content(&path, "first\nsecond\n");
     w.close();
     let _ = std::fs::remove_file(&path);
   }
