@@ -190,6 +190,34 @@ for (const [label, expressModule] of [['Express 4', 'express4'], ['Express 5', '
   });
 }
 
+describe('body bytes', () => {
+  it('counts what each response wrote, streamed in strings of any encoding and buffers, with no content-length', async () => {
+    const log = tempLog();
+    const chunks = (n) => ['héllo ', Buffer.from([1, 2, 3, n]), ['aGk=', 'base64'], '✓'.repeat(n)];
+    const expected = (n) => Buffer.byteLength('héllo ') + 4 + 2 + Buffer.byteLength('✓'.repeat(n));
+    const server = http.createServer(ambient.wrapHandler(async (req, res) => {
+      const n = Number(req.url.slice(1));
+      const [text, buffer, [encoded, encoding], tail] = chunks(n);
+      res.write(text);
+      await sleep(Math.random() * 10);
+      res.write(buffer, () => {});
+      res.write(encoded, encoding);
+      await sleep(Math.random() * 10);
+      res.end(tail);
+    }, { logger: log.logger }));
+    const port = await listen(server);
+    const ns = Array.from({ length: 30 }, (_, i) => i + 1);
+    const responses = await Promise.all(ns.map((n) => request(port, { path: `/${n}`, headers: { 'x-request-id': `bytes-${n}` } })));
+    server.close();
+    for (const res of responses) assert.equal(res.headers['content-length'], undefined, 'chunked, so the count cannot come from a header');
+    const lines = await linesOf(log);
+    for (const n of ns) {
+      const line = lines.find((l) => l.requestId === `bytes-${n}` && l.msg === 'request completed');
+      assert.equal(line.bytes, expected(n), `request ${n}`);
+    }
+  });
+});
+
 describe('aborted requests', () => {
   it('are logged and ended when the client disconnects', async () => {
     const log = tempLog();

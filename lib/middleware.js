@@ -40,10 +40,12 @@ function hookListeners() {
 }
 
 // Body bytes per response, counted by a prototype hook like the listeners:
-// content-length is often absent (streams, chunked responses). Kept on the
-// response itself: every response the middleware sees gets the same one
-// property, so they share one shape.
-const BODY_BYTES = Symbol('ambient.bodyBytes');
+// content-length is often absent (streams, chunked responses). Kept beside
+// the response rather than on it: on Node <= 22 Express leaves every request
+// and response with a hidden class of its own, so a property added to one
+// copies its whole descriptor array, and every later read of it misses the
+// inline caches.
+const bodyBytes = new WeakMap();
 let bytesHooked = false;
 
 function hookByteCount() {
@@ -52,9 +54,10 @@ function hookByteCount() {
   const proto = http.ServerResponse.prototype;
   const { write, end } = proto;
   const add = (res, chunk, encoding) => {
-    const count = res[BODY_BYTES];
-    if (count === undefined || chunk == null || typeof chunk === 'function') return;
-    res[BODY_BYTES] = count + (typeof chunk === 'string' ? Buffer.byteLength(chunk, typeof encoding === 'string' ? encoding : 'utf8') : chunk.length);
+    if (chunk == null || typeof chunk === 'function') return;
+    const count = bodyBytes.get(res);
+    if (count === undefined) return;
+    bodyBytes.set(res, count + (typeof chunk === 'string' ? Buffer.byteLength(chunk, typeof encoding === 'string' ? encoding : 'utf8') : chunk.length));
   };
   proto.write = function countedWrite(chunk, encoding, cb) {
     add(this, chunk, encoding);
@@ -127,7 +130,7 @@ function ambientMiddleware(options = {}) {
       res.setHeader(header, ctx.requestId);
       res.setHeader('traceparent', ctx.traceparent);
     }
-    res[BODY_BYTES] = 0;
+    bodyBytes.set(res, 0);
     // node:http emits 'close' after 'finish', and 'close' alone when the
     // client went away first; responses made without a socket (fastify's
     // inject(), light-my-request) emit 'finish' and never 'close'. So the
@@ -143,10 +146,11 @@ function ambientMiddleware(options = {}) {
       const durationMs = Math.round(elapsedOf(ctx, now) * 1000) / 1000;
       const url = req.originalUrl ?? req.url;
       const err = res.locals?.ambientError;
+      const bytes = bodyBytes.get(res);
       if (own && !aborted && !err) {
-        log[WRITE_ACCESS](ctx, levelValue, req.method, routeOf(req), url, res.statusCode, durationMs, res[BODY_BYTES], completed);
+        log[WRITE_ACCESS](ctx, levelValue, req.method, routeOf(req), url, res.statusCode, durationMs, bytes, completed);
       } else {
-        const line = { method: req.method, route: routeOf(req), url, status: aborted ? undefined : res.statusCode, durationMs, bytes: res[BODY_BYTES] };
+        const line = { method: req.method, route: routeOf(req), url, status: aborted ? undefined : res.statusCode, durationMs, bytes };
         if (err) line.err = err;
         if (aborted) {
           line.aborted = true;
