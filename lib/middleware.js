@@ -47,6 +47,9 @@ function hookListeners() {
 // inline caches.
 const bodyBytes = new WeakMap();
 let bytesHooked = false;
+// The error errorLogger() saw for a response, for its access line; beside
+// the response for the same reason.
+const failedWith = new WeakMap();
 
 function hookByteCount() {
   if (bytesHooked) return;
@@ -145,7 +148,7 @@ function ambientMiddleware(options = {}) {
       const now = performance.now();
       const durationMs = Math.round(elapsedOf(ctx, now) * 1000) / 1000;
       const url = req.originalUrl ?? req.url;
-      const err = res.locals?.ambientError;
+      const err = failedWith.get(res);
       const bytes = bodyBytes.get(res);
       if (own && !aborted && !err) {
         log[WRITE_ACCESS](ctx, levelValue, req.method, routeOf(req), url, res.statusCode, durationMs, bytes, completed);
@@ -177,7 +180,7 @@ function errorLogger(options = {}) {
   validateObject(options, 'options');
   const log = options.logger ?? createLogger();
   return function ambientErrorLogger(err, req, res, next) {
-    if (res.locals) res.locals.ambientError = err;
+    failedWith.set(res, err);
     log.error({ err }, 'request failed');
     next(err);
   };
