@@ -3,12 +3,9 @@
 // request logging of one variant (express-variants.js). Prints the port
 // once listening.
 // Usage: node express-server.js <variant>   (or ambient@DIR)
-const express = require('express');
-const { applyVariant } = require('./express-variants');
+const { helloApp } = require('./express-variants');
 
-const app = express();
-applyVariant(app, process.argv[2]);
+const app = helloApp(process.argv[2]);
 // Exit cleanly on SIGINT, so `node --cpu-prof` can write its profile.
 process.once('SIGINT', () => process.exit(0));
-app.get('/', (req, res) => res.send('hello world'));
 const server = app.listen(0, '127.0.0.1', () => process.stdout.write(`${server.address().port}\n`));

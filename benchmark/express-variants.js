@@ -137,4 +137,20 @@ function applyVariant(app, variant) {
   else throw new Error(`unknown variant ${variant}`);
 }
 
-module.exports = { applyVariant };
+// The hello-world app both runners serve, with `variant`'s logging.
+function helloApp(variant) {
+  const app = require('express')();
+  applyVariant(app, variant);
+  app.get('/', (req, res) => res.send('hello world'));
+  return app;
+}
+
+// The variants a run compares: `--variants a,b,c` (e.g. the diagnostic ones
+// above) or the issue's list, bare first either way.
+const COMPARED = ['bare', 'ambient', 'pino-http', 'cls-rtracer + pino', 'express-http-context + winston', 'morgan'];
+function variantsFrom(argv, compared = COMPARED) {
+  const variants = argv.includes('--variants') ? argv[argv.indexOf('--variants') + 1].split(',') : compared;
+  return ['bare', ...variants.filter((v) => v !== 'bare')];
+}
+
+module.exports = { applyVariant, helloApp, variantsFrom, COMPARED };

@@ -25,6 +25,7 @@ const path = require('node:path');
 const fs = require('node:fs');
 const autocannon = require('autocannon');
 const { median } = require('./harness');
+const { variantsFrom } = require('./express-variants');
 
 const args = process.argv.slice(2);
 const option = (name, fallback) => (args.includes(name) ? Number(args[args.indexOf(name) + 1]) : fallback);
@@ -33,12 +34,7 @@ const seconds = option('--seconds', 5);
 const connections = option('--connections', 50);
 const pipelining = option('--pipelining', 1);
 const jsonOut = args.includes('--json') ? args[args.indexOf('--json') + 1] : null;
-// --variants a,b,c picks others, e.g. the diagnostic ones in express-server.js.
-const variants = args.includes('--variants') ?
-  args[args.indexOf('--variants') + 1].split(',') :
-  ['bare', 'ambient', 'pino-http', 'cls-rtracer + pino', 'express-http-context + winston', 'morgan'];
-if (variants[0] !== 'bare') variants.unshift('bare');
-
+const variants = variantsFrom(args);
 
 const TICKS_PER_SECOND = 100; // USER_HZ on Linux
 // utime + stime of every thread of the process, in seconds; NaN off Linux.

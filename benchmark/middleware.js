@@ -21,17 +21,14 @@
 const http = require('node:http');
 const { Writable } = require('node:stream');
 const { parseArgs, runRounds } = require('./harness');
+const { helloApp, variantsFrom, COMPARED } = require('./express-variants');
 
 const WAVE = 50;
 const WARMUP = 20_000;
 const REQUESTS = 60_000;
 
 function child(variant) {
-  const express = require('express');
-  const { applyVariant } = require('./express-variants');
-  const app = express();
-  applyVariant(app, variant);
-  app.get('/', (req, res) => res.send('hello world'));
+  const app = helloApp(variant);
 
   // One request through the app; resolves once the response closed, as
   // node:http's server does it (detach on 'finish', then 'close').
@@ -42,8 +39,9 @@ function child(variant) {
       req.method = 'GET';
       req.url = '/';
       req.httpVersion = '1.1';
-      req.headers = { host: '127.0.0.1', 'user-agent': 'ambient-bench', accept: '*/*', 'x-request-id': i % 2 ? `req-${i}` : undefined };
-      if (req.headers['x-request-id'] === undefined) delete req.headers['x-request-id'];
+      // Every other request brings its own id.
+      req.headers = { host: '127.0.0.1', 'user-agent': 'ambient-bench', accept: '*/*' };
+      if (i % 2) req.headers['x-request-id'] = `req-${i}`;
       req.complete = true;
       req.push(null);
       const res = new http.ServerResponse(req);
@@ -84,9 +82,7 @@ function child(variant) {
 function main() {
   const argv = process.argv.slice(2);
   const options = parseArgs(argv);
-  const pick = argv.includes('--variants') ? argv[argv.indexOf('--variants') + 1].split(',') : null;
-  const variants = pick ?? ['bare', 'noop-layer', 'ambient', 'pino-http', 'cls-rtracer + pino', 'express-http-context + winston', 'morgan'];
-  if (variants[0] !== 'bare') variants.unshift('bare');
+  const variants = variantsFrom(argv, ['noop-layer', ...COMPARED]);
   const results = runRounds(options, [{ label: 'request', variants, file: __filename, args: (v) => ['--child', v] }]);
   const rows = [];
   for (const [node, medians] of results) {
