@@ -99,13 +99,7 @@ pub fn parse_baggage(header: &str) -> Vec<BaggageEntry> {
   if header.len() > MAX_BYTES {
     return Vec::new();
   }
-  header
-    .split(',')
-    .map(trim_ows)
-    .filter(|m| !m.is_empty())
-    .filter_map(parse_member)
-    .take(MAX_MEMBERS)
-    .collect()
+  header.split(',').map(trim_ows).filter(|m| !m.is_empty()).filter_map(parse_member).take(MAX_MEMBERS).collect()
 }
 
 /// Formats entries as a `baggage` header, dropping members that would take
@@ -151,7 +145,14 @@ mod tests {
   fn parses_the_specification_examples() {
     let b = parse_baggage("key1=value1;property1;property2, key2 = value2, key3=value3; propertyKey=propertyValue");
     assert_eq!(b.len(), 3);
-    assert_eq!(b[0], BaggageEntry { key: "key1".into(), value: "value1".into(), properties: vec!["property1".into(), "property2".into()] });
+    assert_eq!(
+      b[0],
+      BaggageEntry {
+        key: "key1".into(),
+        value: "value1".into(),
+        properties: vec!["property1".into(), "property2".into()]
+      }
+    );
     assert_eq!(b[1], entry("key2", "value2"));
     assert_eq!(b[2].properties, vec!["propertyKey=propertyValue".to_string()]);
     let b = parse_baggage("userId=alice,serverNode=DF%2028,isProduction=false");

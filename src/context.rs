@@ -115,7 +115,11 @@ fn info(r: &Record) -> ContextInfo {
     parent_span_id: r.parent_span_id.map(|p| to_hex(&p)),
     trace_flags: r.flags as u32,
     tracestate: r.tracestate().to_owned(),
-    baggage: r.baggage().iter().map(|b| BaggageItem { key: b.key.clone(), value: b.value.clone(), properties: b.properties.clone() }).collect(),
+    baggage: r
+      .baggage()
+      .iter()
+      .map(|b| BaggageItem { key: b.key.clone(), value: b.value.clone(), properties: b.properties.clone() })
+      .collect(),
     started_at: r.started_wall_ms,
     ended: r.ended.is_some(),
     fields: r.fields.iter().map(|(k, v)| FieldEntry { key: k.to_string(), value: to_js(v) }).collect(),
@@ -205,7 +209,8 @@ pub fn context_adopt(
     Some(p) => Some(crate::ids::parse_lower_hex::<8>(p.as_bytes()).ok_or_else(bad)?),
     None => None,
   };
-  let tracestate = tracestate.map(|t| trace_context::format_tracestate(&trace_context::parse_tracestate(&t))).unwrap_or_default();
+  let tracestate =
+    tracestate.map(|t| trace_context::format_tracestate(&trace_context::parse_tracestate(&t))).unwrap_or_default();
   let millis = |ms: f64| Duration::from_secs_f64(ms.max(0.0) / 1000.0);
   let id = id as u64;
   STORE.adopt(Adopted {
@@ -221,7 +226,8 @@ pub fn context_adopt(
     started_wall_ms: started_at,
     age: millis(age_ms),
     deadline: deadline(deadline_ms),
-    ended: ended_status.map(|status| (status, millis(ended_duration_ms.unwrap_or(0.0)), ended_at.unwrap_or(started_at))),
+    ended: ended_status
+      .map(|status| (status, millis(ended_duration_ms.unwrap_or(0.0)), ended_at.unwrap_or(started_at))),
   });
   hold(&env, id)?;
   Ok(STORE.version_of(id))
@@ -238,7 +244,13 @@ pub fn context_count_unrecorded(created: f64, ended: f64, released: f64, uses_af
 /// inherits the parent's fields, true for a scope that does not. Returns its
 /// id.
 #[napi(catch_unwind)]
-pub fn context_begin_scope(env: Env, parent_id: f64, independent: bool, name: Option<String>, deadline_ms: Option<f64>) -> Result<f64> {
+pub fn context_begin_scope(
+  env: Env,
+  parent_id: f64,
+  independent: bool,
+  name: Option<String>,
+  deadline_ms: Option<f64>,
+) -> Result<f64> {
   let kind = if independent { Kind::Independent } else { Kind::Child };
   let id = STORE.begin_scope(parent_id as u64, kind, name, deadline(deadline_ms)).map_err(store_error)?;
   hold(&env, id)?;
@@ -292,7 +304,12 @@ fn release_one(id: u64) {
 #[napi(catch_unwind)]
 pub fn context_baggage(id: f64) -> Result<Vec<BaggageItem>> {
   STORE
-    .with(id as u64, |r| r.baggage().iter().map(|b| BaggageItem { key: b.key.clone(), value: b.value.clone(), properties: b.properties.clone() }).collect())
+    .with(id as u64, |r| {
+      r.baggage()
+        .iter()
+        .map(|b| BaggageItem { key: b.key.clone(), value: b.value.clone(), properties: b.properties.clone() })
+        .collect()
+    })
     .map_err(store_error)
 }
 
@@ -389,7 +406,11 @@ pub struct ContextOutcome {
 pub fn context_outcome(id: f64) -> Result<Option<ContextOutcome>> {
   STORE
     .with(id as u64, |r| {
-      r.ended.as_ref().map(|e| ContextOutcome { status: e.status.clone(), ended_at: e.wall_ms, duration_ms: r.duration().as_secs_f64() * 1000.0 })
+      r.ended.as_ref().map(|e| ContextOutcome {
+        status: e.status.clone(),
+        ended_at: e.wall_ms,
+        duration_ms: r.duration().as_secs_f64() * 1000.0,
+      })
     })
     .map_err(store_error)
 }
@@ -493,7 +514,12 @@ pub fn context_in_flight(limit: u32, max_fields: u32) -> Vec<InFlightContext> {
       name: r.name().map(str::to_owned),
       trace_id: to_hex(&r.trace_id),
       age_ms: r.duration().as_secs_f64() * 1000.0,
-      fields: r.fields.iter().take(max_fields as usize).map(|(k, v)| FieldEntry { key: k.to_string(), value: to_js(v) }).collect(),
+      fields: r
+        .fields
+        .iter()
+        .take(max_fields as usize)
+        .map(|(k, v)| FieldEntry { key: k.to_string(), value: to_js(v) })
+        .collect(),
     })
     .collect()
 }
@@ -531,12 +557,16 @@ pub fn parse_tracestate(header: String) -> Vec<Vec<String>> {
 
 #[napi(catch_unwind)]
 pub fn parse_baggage(header: String) -> Vec<BaggageItem> {
-  baggage::parse_baggage(&header).into_iter().map(|b| BaggageItem { key: b.key, value: b.value, properties: b.properties }).collect()
+  baggage::parse_baggage(&header)
+    .into_iter()
+    .map(|b| BaggageItem { key: b.key, value: b.value, properties: b.properties })
+    .collect()
 }
 
 #[napi(catch_unwind)]
 pub fn format_baggage(items: Vec<BaggageItem>) -> String {
-  let entries: Vec<BaggageEntry> = items.into_iter().map(|b| BaggageEntry { key: b.key, value: b.value, properties: b.properties }).collect();
+  let entries: Vec<BaggageEntry> =
+    items.into_iter().map(|b| BaggageEntry { key: b.key, value: b.value, properties: b.properties }).collect();
   baggage::format_baggage(&entries)
 }
 

@@ -129,7 +129,15 @@ fn push_identity(out: &mut Vec<u8>, ids: &str) {
 /// the JS serializer; `body` appends the line's own members, each followed
 /// by a comma.
 #[cfg(test)]
-pub fn format_line(level: u32, time_ms: u64, prefix: &str, context: LineContext, bindings: Option<&str>, body: impl Fn(&mut Vec<u8>), msg: Option<&str>) -> Vec<u8> {
+pub fn format_line(
+  level: u32,
+  time_ms: u64,
+  prefix: &str,
+  context: LineContext,
+  bindings: Option<&str>,
+  body: impl Fn(&mut Vec<u8>),
+  msg: Option<&str>,
+) -> Vec<u8> {
   let mut out = Vec::new();
   format_line_into(&mut out, level, time_ms, prefix, context, bindings, body, msg);
   out
@@ -137,7 +145,16 @@ pub fn format_line(level: u32, time_ms: u64, prefix: &str, context: LineContext,
 
 /// `format_line`, appended to `out`.
 #[allow(clippy::too_many_arguments)]
-pub fn format_line_into(out: &mut Vec<u8>, level: u32, time_ms: u64, prefix: &str, context: LineContext, bindings: Option<&str>, body: impl Fn(&mut Vec<u8>), msg: Option<&str>) {
+pub fn format_line_into(
+  out: &mut Vec<u8>,
+  level: u32,
+  time_ms: u64,
+  prefix: &str,
+  context: LineContext,
+  bindings: Option<&str>,
+  body: impl Fn(&mut Vec<u8>),
+  msg: Option<&str>,
+) {
   let out = &mut *out;
   out.extend_from_slice(b"{\"level\":");
   out.extend_from_slice(itoa::Buffer::new().format(level).as_bytes());
@@ -209,7 +226,16 @@ impl Destination {
   /// Formats one line with the context's ids (and fields, from its record)
   /// and delivers it. `body` appends the line's own members.
   #[allow(clippy::too_many_arguments)]
-  fn write_line(&self, time_ms: u64, level: u32, context_id: f64, identity: Option<&str>, bindings: Option<&str>, msg: Option<&str>, body: impl Fn(&mut Vec<u8>)) -> Result<u32> {
+  fn write_line(
+    &self,
+    time_ms: u64,
+    level: u32,
+    context_id: f64,
+    identity: Option<&str>,
+    bindings: Option<&str>,
+    msg: Option<&str>,
+    body: impl Fn(&mut Vec<u8>),
+  ) -> Result<u32> {
     LINE.with_borrow_mut(|line| {
       line.clear();
       let mut flags = 0;
@@ -270,18 +296,28 @@ impl NativeLogDestination {
   #[napi(constructor, catch_unwind)]
   pub fn new(options: LogDestination) -> Result<Self> {
     let sink = match (options.fd, options.path.as_deref()) {
-      (_, Some(path)) => Sink::open(path).map_err(|e| Error::new(Status::InvalidArg, format!("cannot open log file {path}: {e}")))?,
+      (_, Some(path)) => {
+        Sink::open(path).map_err(|e| Error::new(Status::InvalidArg, format!("cannot open log file {path}: {e}")))?
+      }
       (Some(2), None) => Sink::Stderr,
       (Some(1) | None, None) => Sink::Stdout,
-      (Some(fd), None) => return Err(Error::new(Status::InvalidArg, format!("unsupported log destination fd {fd}: use 1, 2 or a path"))),
+      (Some(fd), None) => {
+        return Err(Error::new(Status::InvalidArg, format!("unsupported log destination fd {fd}: use 1, 2 or a path")))
+      }
     };
     let when_full = match options.when_full.as_deref() {
       None | Some("block") => WhenFull::Block,
       Some("drop") => WhenFull::Drop,
-      Some(other) => return Err(Error::new(Status::InvalidArg, format!("whenFull must be \"block\" or \"drop\", not {other:?}"))),
+      Some(other) => {
+        return Err(Error::new(Status::InvalidArg, format!("whenFull must be \"block\" or \"drop\", not {other:?}")))
+      }
     };
     let capacity = options.buffer_bytes.unwrap_or(4 << 20) as usize;
-    let destination = Arc::new(Destination { writer: Writer::start(sink, capacity, when_full), sync: options.sync.unwrap_or(false), prefix: options.prefix });
+    let destination = Arc::new(Destination {
+      writer: Writer::start(sink, capacity, when_full),
+      sync: options.sync.unwrap_or(false),
+      prefix: options.prefix,
+    });
     let mut all = DESTINATIONS.write().unwrap_or_else(|e| e.into_inner());
     all.push(destination.clone());
     Ok(NativeLogDestination { destination, handle: (all.len() - 1) as u32 })
@@ -336,8 +372,17 @@ impl NativeLogDestination {
 /// when the line was dropped because the buffer was full.
 #[allow(clippy::too_many_arguments)]
 #[napi(catch_unwind)]
-pub fn log_write(handle: u32, level: u32, context_id: f64, identity: Option<String>, bindings: Option<String>, object: Option<String>, msg: Option<String>) -> Result<u32> {
-  let members = object.as_deref().and_then(|o| o.strip_prefix('{')).and_then(|o| o.strip_suffix('}')).filter(|m| !m.is_empty());
+pub fn log_write(
+  handle: u32,
+  level: u32,
+  context_id: f64,
+  identity: Option<String>,
+  bindings: Option<String>,
+  object: Option<String>,
+  msg: Option<String>,
+) -> Result<u32> {
+  let members =
+    object.as_deref().and_then(|o| o.strip_prefix('{')).and_then(|o| o.strip_suffix('}')).filter(|m| !m.is_empty());
   with_destination(handle, |d| {
     d.write_line(now_ms(), level, context_id, identity.as_deref(), bindings.as_deref(), msg.as_deref(), |out| {
       if let Some(m) = members {
@@ -386,9 +431,10 @@ pub fn log_access_batch(handle: u32, text: Utf16String, numbers: Float64ArraySli
     let mut dropped = 0;
     each_access_line(&text, numbers.as_ref(), count as usize, malformed_batch, |line| {
       let msg = messages.get(line.message as usize).ok_or_else(malformed_batch)?;
-      let flags = d.write_line(line.time_ms, line.level, line.context_id, line.identity, line.bindings, Some(msg), |out| {
-        push_access_members(out, line.method, line.route, line.url, line.status, line.duration_ms, line.bytes)
-      })?;
+      let flags =
+        d.write_line(line.time_ms, line.level, line.context_id, line.identity, line.bindings, Some(msg), |out| {
+          push_access_members(out, line.method, line.route, line.url, line.status, line.duration_ms, line.bytes)
+        })?;
       dropped += u32::from(flags & DROPPED != 0);
       Ok(())
     })?;
@@ -434,7 +480,13 @@ fn push_utf16(out: &mut String, units: &[u16]) {
 /// Decodes the `count` lines of a batch one by one into reused strings;
 /// lone surrogates become U+FFFD, as in every other string JS gives Rust.
 /// Generic in its error so that it is tested without a JS engine.
-fn each_access_line<E>(text: &[u16], numbers: &[f64], count: usize, malformed: fn() -> E, mut each: impl FnMut(AccessLine) -> std::result::Result<(), E>) -> std::result::Result<(), E> {
+fn each_access_line<E>(
+  text: &[u16],
+  numbers: &[f64],
+  count: usize,
+  malformed: fn() -> E,
+  mut each: impl FnMut(AccessLine) -> std::result::Result<(), E>,
+) -> std::result::Result<(), E> {
   if numbers.len() / ACCESS_SLOTS < count {
     return Err(malformed());
   }
@@ -470,7 +522,15 @@ fn each_access_line<E>(text: &[u16], numbers: &[f64], count: usize, malformed: f
   Ok(())
 }
 
-fn push_access_members(out: &mut Vec<u8>, method: &str, route: Option<&str>, url: &str, status: u32, duration_ms: f64, bytes: f64) {
+fn push_access_members(
+  out: &mut Vec<u8>,
+  method: &str,
+  route: Option<&str>,
+  url: &str,
+  status: u32,
+  duration_ms: f64,
+  bytes: f64,
+) {
   out.extend_from_slice(b"\"method\":");
   push_json_string(out, method);
   if let Some(route) = route {
@@ -520,7 +580,9 @@ mod tests {
 
   #[test]
   fn strings_are_escaped_exactly_as_serde_json_does() {
-    for s in ["", "plain /path?a=1", "quote\"", "back\\slash", "nl\n cr\r tab\t", "\u{0}\u{1f}\u{7f}", "ünïcode ✓", "\u{2028}"] {
+    for s in
+      ["", "plain /path?a=1", "quote\"", "back\\slash", "nl\n cr\r tab\t", "\u{0}\u{1f}\u{7f}", "ünïcode ✓", "\u{2028}"]
+    {
       let mut out = Vec::new();
       push_json_string(&mut out, s);
       assert_eq!(String::from_utf8(out).unwrap(), serde_json::to_string(s).unwrap());
@@ -529,7 +591,15 @@ mod tests {
 
   #[test]
   fn pino_keys_and_escaped_message() {
-    let line = format_line(30, 1_700_000_000_000, "\"pid\":1,", LineContext::None, None, |_| {}, Some("hello \"world\"\r\n{\"level\":60}"));
+    let line = format_line(
+      30,
+      1_700_000_000_000,
+      "\"pid\":1,",
+      LineContext::None,
+      None,
+      |_| {},
+      Some("hello \"world\"\r\n{\"level\":60}"),
+    );
     let v = parse(&line);
     assert_eq!(v["level"], 30);
     assert_eq!(v["time"], 1_700_000_000_000u64);
@@ -550,7 +620,8 @@ mod tests {
     assert!(!String::from_utf8(format_line(30, 1, "", LineContext::None, None, body, None)).unwrap().contains("11.0"));
     assert_eq!(v["app"], "x");
     assert_eq!(v["msg"], "request completed");
-    let body = |out: &mut Vec<u8>| push_access_members(out, "POST", Some("/orders/:id"), "/orders/7", 500, f64::NAN, 0.0);
+    let body =
+      |out: &mut Vec<u8>| push_access_members(out, "POST", Some("/orders/:id"), "/orders/7", 500, f64::NAN, 0.0);
     let v = parse(&format_line(50, 1, "", LineContext::None, None, body, None));
     assert_eq!(v["route"], "/orders/:id");
     assert!(v["durationMs"].is_null());
@@ -578,15 +649,41 @@ mod tests {
     ];
     let (text, numbers) = access_batch(&lines);
     let mut seen = Vec::new();
-    each_access_line(&text, &numbers, lines.len(), || (), |l| {
-      seen.push((l.context_id, l.status, l.time_ms, l.identity.map(String::from), l.bindings.map(String::from), l.method.to_owned(), l.route.map(String::from), l.url.to_owned()));
-      Ok(())
-    })
+    each_access_line(
+      &text,
+      &numbers,
+      lines.len(),
+      || (),
+      |l| {
+        seen.push((
+          l.context_id,
+          l.status,
+          l.time_ms,
+          l.identity.map(String::from),
+          l.bindings.map(String::from),
+          l.method.to_owned(),
+          l.route.map(String::from),
+          l.url.to_owned(),
+        ));
+        Ok(())
+      },
+    )
     .unwrap();
     let expected: Vec<_> = lines
       .iter()
       .enumerate()
-      .map(|(n, l)| (n as f64, 200 + n as u32, 1_700_000_000_000 + n as u64, l.0.map(String::from), l.1.map(String::from), l.2.to_owned(), l.3.map(String::from), l.4.to_owned()))
+      .map(|(n, l)| {
+        (
+          n as f64,
+          200 + n as u32,
+          1_700_000_000_000 + n as u64,
+          l.0.map(String::from),
+          l.1.map(String::from),
+          l.2.to_owned(),
+          l.3.map(String::from),
+          l.4.to_owned(),
+        )
+      })
       .collect();
     assert_eq!(seen, expected);
   }
@@ -626,10 +723,16 @@ mod tests {
     text[url_start + 1] = 0xd800;
     numbers[ACCESS_SLOTS - 1] = 3.0;
     let mut url = String::new();
-    each_access_line(&text, &numbers, 1, || (), |l| {
-      url = l.url.to_owned();
-      Ok(())
-    })
+    each_access_line(
+      &text,
+      &numbers,
+      1,
+      || (),
+      |l| {
+        url = l.url.to_owned();
+        Ok(())
+      },
+    )
     .unwrap();
     assert_eq!(url, "/\u{fffd}b");
   }
@@ -662,11 +765,24 @@ mod tests {
 
   #[test]
   fn context_ids_fields_bindings_and_object() {
-    let id = STORE.begin(crate::store::BeginOptions { request_id: Some("req-1".into()), ..Default::default() }).unwrap();
+    let id =
+      STORE.begin(crate::store::BeginOptions { request_id: Some("req-1".into()), ..Default::default() }).unwrap();
     STORE.set_field(id, "user\nname", FieldValue::Str("ada\"\n".into())).unwrap();
     STORE.set_field(id, "big", FieldValue::Integer(1 << 60)).unwrap();
     STORE.set_field(id, "nan", FieldValue::Number(f64::NAN)).unwrap();
-    let line = STORE.with(id, |r| format_line(50, 1, "", LineContext::Record(r), Some("\"component\":\"db\""), |out| out.extend_from_slice(b"\"rows\":3,"), None)).unwrap();
+    let line = STORE
+      .with(id, |r| {
+        format_line(
+          50,
+          1,
+          "",
+          LineContext::Record(r),
+          Some("\"component\":\"db\""),
+          |out| out.extend_from_slice(b"\"rows\":3,"),
+          None,
+        )
+      })
+      .unwrap();
     let v = parse(&line);
     assert_eq!(v["requestId"], "req-1");
     assert_eq!(v["traceId"].as_str().unwrap().len(), 32);

@@ -69,7 +69,19 @@ fn channel(env: &Env) -> Result<Channel> {
   unsafe {
     check(sys::napi_create_string_utf8(raw, c"ambient.scope".as_ptr(), 13, &mut name), "napi_create_string_utf8")?;
     check(
-      sys::napi_create_threadsafe_function(raw, ptr::null_mut(), ptr::null_mut(), name, 0, 1, ptr::null_mut(), None, ptr::null_mut(), Some(run_job), &mut tsfn),
+      sys::napi_create_threadsafe_function(
+        raw,
+        ptr::null_mut(),
+        ptr::null_mut(),
+        name,
+        0,
+        1,
+        ptr::null_mut(),
+        None,
+        ptr::null_mut(),
+        Some(run_job),
+        &mut tsfn,
+      ),
       "napi_create_threadsafe_function",
     )?;
     // Pending deliveries must not keep the process alive on their own.
@@ -113,12 +125,22 @@ impl ScopedCallback {
     let mut callback_ref = ptr::null_mut();
     unsafe {
       check(sys::napi_create_object(raw, &mut resource_obj), "napi_create_object")?;
-      check(sys::napi_create_string_utf8(raw, name.as_ptr().cast(), name.len() as isize, &mut resource_name), "napi_create_string_utf8")?;
+      check(
+        sys::napi_create_string_utf8(raw, name.as_ptr().cast(), name.len() as isize, &mut resource_name),
+        "napi_create_string_utf8",
+      )?;
       check(sys::napi_async_init(raw, resource_obj, resource_name, &mut async_context), "napi_async_init")?;
       check(sys::napi_create_reference(raw, resource_obj, 1, &mut resource), "napi_create_reference")?;
       check(sys::napi_create_reference(raw, callback.raw(), 1, &mut callback_ref), "napi_create_reference")?;
     }
-    Ok(ScopedCallback { env: raw, async_context, resource, callback: callback_ref, channel, home: std::thread::current().id() })
+    Ok(ScopedCallback {
+      env: raw,
+      async_context,
+      resource,
+      callback: callback_ref,
+      channel,
+      home: std::thread::current().id(),
+    })
   }
 
   /// Runs the callback on its JS thread, in the captured context, with the
@@ -132,7 +154,8 @@ impl ScopedCallback {
       self.destroy();
     });
     let data = Box::into_raw(Box::new(job));
-    let status = unsafe { sys::napi_call_threadsafe_function(tsfn, data.cast(), sys::ThreadsafeFunctionCallMode::nonblocking) };
+    let status =
+      unsafe { sys::napi_call_threadsafe_function(tsfn, data.cast(), sys::ThreadsafeFunctionCallMode::nonblocking) };
     if status != sys::Status::napi_ok {
       // Not queued: the job is ours again, and its handles belong to a
       // thread that is gone or going. Leak them rather than free off-thread.
@@ -185,7 +208,8 @@ impl ScopedCallback {
     let tsfn = self.channel.tsfn;
     let job: Job = Box::new(move |_env| self.destroy());
     let data = Box::into_raw(Box::new(job));
-    let status = unsafe { sys::napi_call_threadsafe_function(tsfn, data.cast(), sys::ThreadsafeFunctionCallMode::nonblocking) };
+    let status =
+      unsafe { sys::napi_call_threadsafe_function(tsfn, data.cast(), sys::ThreadsafeFunctionCallMode::nonblocking) };
     if status != sys::Status::napi_ok {
       std::mem::forget(unsafe { Box::from_raw(data) });
     }

@@ -101,7 +101,12 @@ pub struct Record {
   pub extras: Option<Box<Extras>>,
 }
 
-fn extras(parent: Option<u64>, tracestate: String, baggage: Vec<BaggageEntry>, deadline: Option<Instant>) -> Option<Box<Extras>> {
+fn extras(
+  parent: Option<u64>,
+  tracestate: String,
+  baggage: Vec<BaggageEntry>,
+  deadline: Option<Instant>,
+) -> Option<Box<Extras>> {
   if parent.is_none() && tracestate.is_empty() && baggage.is_empty() && deadline.is_none() {
     return None;
   }
@@ -346,7 +351,13 @@ impl Store {
   /// A scope under `parent`: same request and trace, its own span. A child
   /// starts with a copy of the parent's fields; an independent scope starts
   /// empty and is not tied to the parent's outcome.
-  pub fn begin_scope(&self, parent: u64, kind: Kind, name: Option<String>, deadline: Option<Duration>) -> Result<u64, StoreError> {
+  pub fn begin_scope(
+    &self,
+    parent: u64,
+    kind: Kind,
+    name: Option<String>,
+    deadline: Option<Duration>,
+  ) -> Result<u64, StoreError> {
     let p = self.records.get(&parent).ok_or(StoreError::NotFound(parent))?;
     let now = Instant::now();
     let inherit = kind == Kind::Child;
@@ -519,7 +530,8 @@ impl Store {
   pub fn adopt(&self, adopted: Adopted) -> u64 {
     let now = Instant::now();
     let started = now.checked_sub(adopted.age).unwrap_or(now);
-    let ended = adopted.ended.map(|(status, duration, wall_ms)| Box::new(Ended { at: started + duration, wall_ms, status }));
+    let ended =
+      adopted.ended.map(|(status, duration, wall_ms)| Box::new(Ended { at: started + duration, wall_ms, status }));
     let record = Record {
       id: adopted.id,
       request_id: adopted.request_id,
@@ -591,7 +603,10 @@ mod tests {
     assert_eq!(continued.tracestate(), "rojo=1,congo=2");
 
     let fresh = s
-      .get(s.begin(BeginOptions { traceparent: Some("garbage".into()), tracestate: Some("rojo=1".into()), ..opts() }).unwrap())
+      .get(
+        s.begin(BeginOptions { traceparent: Some("garbage".into()), tracestate: Some("rojo=1".into()), ..opts() })
+          .unwrap(),
+      )
       .unwrap();
     assert_ne!(fresh.trace_id, continued.trace_id);
     assert_eq!(fresh.parent_span_id, None);
@@ -608,8 +623,14 @@ mod tests {
     s.set_field(r.id, "b", FieldValue::Str("x".into())).unwrap();
     assert_eq!(s.set_field(r.id, "c", FieldValue::Bool(true)), Err(StoreError::TooManyFields { limit: 2 }));
     assert_eq!(s.set_field(r.id, "muchtoolongkey", FieldValue::Null), Err(StoreError::KeyTooLong { limit: 8 }));
-    assert_eq!(s.set_field(r.id, "b", FieldValue::Str("y".repeat(17).into())), Err(StoreError::ValueTooLarge { limit: 16 }));
-    assert_eq!(s.set_field(r.id, "b", FieldValue::Str("y".repeat(16).into())), Err(StoreError::TotalTooLarge { limit: 20 }));
+    assert_eq!(
+      s.set_field(r.id, "b", FieldValue::Str("y".repeat(17).into())),
+      Err(StoreError::ValueTooLarge { limit: 16 })
+    );
+    assert_eq!(
+      s.set_field(r.id, "b", FieldValue::Str("y".repeat(16).into())),
+      Err(StoreError::TotalTooLarge { limit: 20 })
+    );
     let fields = s.get(r.id).unwrap().fields;
     assert_eq!(fields, vec![("a".into(), FieldValue::Integer(1)), ("b".into(), FieldValue::Str("x".into()))]);
     s.set_field(r.id, "a", FieldValue::Number(2.5)).unwrap();
@@ -630,7 +651,9 @@ mod tests {
   #[test]
   fn child_inherits_independent_does_not() {
     let s = store();
-    let root = s.get(s.begin(BeginOptions { fields: vec![("user".into(), FieldValue::Str("ada".into()))], ..opts() }).unwrap()).unwrap();
+    let root = s
+      .get(s.begin(BeginOptions { fields: vec![("user".into(), FieldValue::Str("ada".into()))], ..opts() }).unwrap())
+      .unwrap();
     let child = s.get(s.begin_scope(root.id, Kind::Child, Some("tx".into()), None).unwrap()).unwrap();
     let audit = s.get(s.begin_scope(root.id, Kind::Independent, None, None).unwrap()).unwrap();
     assert_eq!(child.fields, root.fields);
@@ -702,4 +725,3 @@ mod tests {
     assert_eq!(s.version_of(r.id), 8000);
   }
 }
-

@@ -203,7 +203,8 @@ mod tests {
 
   #[test]
   fn higher_versions_are_parsed_as_version_00_and_extra_fields_ignored() {
-    let tp = parse_traceparent("cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-what-the-future-holds").unwrap();
+    let tp =
+      parse_traceparent("cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-what-the-future-holds").unwrap();
     assert_eq!(tp.flags, FLAG_SAMPLED);
     assert!(parse_traceparent("cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").is_some());
     // Longer, but the 56th character is not a dash.
@@ -231,12 +232,12 @@ mod tests {
   #[test]
   fn invalid_tracestate_is_dropped_whole() {
     for header in [
-      "Rojo=1",         // uppercase key
-      "rojo",           // no value
-      "rojo=",          // empty value
-      "rojo=a,rojo=b",  // duplicate key
-      "1rojo=1",        // simple key must start with a letter
-      "ro jo=1",        // space in key
+      "Rojo=1",        // uppercase key
+      "rojo",          // no value
+      "rojo=",         // empty value
+      "rojo=a,rojo=b", // duplicate key
+      "1rojo=1",       // simple key must start with a letter
+      "ro jo=1",       // space in key
       "t@toolongsystemid=1",
       "rojo=a=b",
     ] {

@@ -40,8 +40,12 @@ struct Watchdog {
 }
 
 static WATCHDOG: LazyLock<&'static Watchdog> = LazyLock::new(|| {
-  let dog: &'static Watchdog = Box::leak(Box::new(Watchdog { state: Mutex::new(State::default()), wake: Condvar::new() }));
-  std::thread::Builder::new().name("ambient-watchdog".into()).spawn(move || dog.run()).expect("spawn the watchdog thread");
+  let dog: &'static Watchdog =
+    Box::leak(Box::new(Watchdog { state: Mutex::new(State::default()), wake: Condvar::new() }));
+  std::thread::Builder::new()
+    .name("ambient-watchdog".into())
+    .spawn(move || dog.run())
+    .expect("spawn the watchdog thread");
   dog
 });
 

@@ -113,7 +113,10 @@ impl Writer {
       thread: Mutex::new(None),
     });
     let worker = writer.clone();
-    let handle = std::thread::Builder::new().name("ambient-log-writer".into()).spawn(move || worker.run()).expect("spawn the log writer thread");
+    let handle = std::thread::Builder::new()
+      .name("ambient-log-writer".into())
+      .spawn(move || worker.run())
+      .expect("spawn the log writer thread");
     *writer.thread.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
     writer
   }
@@ -268,7 +271,8 @@ mod tests {
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 10_000);
     for t in 0..4 {
-      let mine: Vec<usize> = lines.iter().filter_map(|l| l.strip_prefix(&format!("{t}:"))).map(|n| n.parse().unwrap()).collect();
+      let mine: Vec<usize> =
+        lines.iter().filter_map(|l| l.strip_prefix(&format!("{t}:"))).map(|n| n.parse().unwrap()).collect();
       assert_eq!(mine, (0..2500).collect::<Vec<_>>(), "each thread's lines stay in order");
     }
     w.close();
