@@ -126,12 +126,14 @@ function flushCounts() {
 
 // A record stays in Rust until its JS objects on every thread are gone.
 // Collected ids are given back in one crossing per batch of finalizations.
-// What is registered is not the context but its lifetime token, an empty
-// object that only the context references, so both become unreachable
-// together. Before V8 14 (Node <= 24) the young-generation collector keeps
-// a registered object alive, so a registered context was promoted with
-// everything it references and waited for a full collection: that cost
-// about 1 µs per request there. The token alone is promoted instead.
+// On V8 13.6 (Node 24) and older, the young-generation collector keeps a
+// registered object alive, so a registered context was promoted with
+// everything it references and waited for a full collection: about 1 µs
+// per request. There the registry gets the context's lifetime token
+// instead, an empty object that only the context references, so both
+// become unreachable together and only the token is promoted. V8 14
+// (Node 26) collects registered objects young, and the token's allocation
+// would only add to the cost.
 // Holdings: the id of a context with a record (ids start at 1), or minus
 // one more than the ended slot of a root begun in JS that ended without one.
 // A root is registered once it has a record or has ended, not at its begin:
@@ -145,6 +147,7 @@ function flushReleased() {
   native.contextReleaseMany(Float64Array.from(ids));
   flushCounts();
 }
+const registerTokens = Number(process.versions.v8.split('.')[0]) < 14;
 const handles = new FinalizationRegistry((holding) => {
   let id = holding;
   if (holding < 0) {
@@ -370,7 +373,7 @@ class RequestContext {
   #slot = -1;
   // Its slot in endedSlots, once it ended without a record.
   #endedSlot = -1;
-  // See `handles`: registered in the context's place.
+  // See `handles`: registered in the context's place before V8 14.
   #lifetime;
 
   constructor(token, source) {
@@ -412,7 +415,7 @@ class RequestContext {
   // Once per context: at its construction with a record, at its adoption,
   // or at its end without one.
   #registerLifetime(holding) {
-    handles.register(this.#lifetime = {}, holding);
+    handles.register(registerTokens ? (this.#lifetime = {}) : this, holding);
   }
 
   // Whether the Rust store holds a record for it: always, except for a root
