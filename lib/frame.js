@@ -61,6 +61,11 @@ function createShared() {
   };
 }
 
+// The V8 major, for the few choices that follow the engine's collector or
+// hidden classes rather than Node's API (lib/middleware.js,
+// lib/request_context.js).
+const v8Major = Number(process.versions.v8.split('.')[0]);
+
 const shared = globalThis[SHARED_KEY] ??= createShared();
 const { carrier, Frame } = shared;
 
@@ -282,5 +287,6 @@ module.exports = {
   runWithValue,
   clearInCurrentFrame,
   framesLiveOnResources,
+  v8Major,
   STORE,
 };

@@ -5,7 +5,7 @@
 // wrap the same middleware.
 const http = require('node:http');
 const { RequestContext, isValidRequestId, beginRoot, elapsedOf, endAt } = require('./request_context');
-const { bindToCurrentContext } = require('./frame');
+const { bindToCurrentContext, v8Major } = require('./frame');
 const { createLogger, LEVELS, WRITE_IN, WRITE_ACCESS, accessMessage } = require('./logger');
 const { invalidArgType, invalidArgValue, validateFunction, validateObject } = require('./errors');
 
@@ -47,7 +47,7 @@ function hookListeners() {
 // (its descriptor array is copied) and each read misses the inline caches;
 // a WeakMap entry costs 0.4-0.7 µs there. Both offer get(res) and
 // set(res, value).
-const propertiesAreCheap = Number(process.versions.v8.split('.')[0]) >= 13;
+const propertiesAreCheap = v8Major >= 13;
 function perResponse(name) {
   if (!propertiesAreCheap) return new WeakMap();
   const key = Symbol(name);

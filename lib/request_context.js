@@ -5,7 +5,7 @@
 // end, field writes, and when another thread changed the fields; field reads
 // are served from a JS cache that a shared version counter keeps honest.
 const native = require('./native');
-const { runInFrame, allocateIndex, currentFrame, valueIn, runScopeWithValue } = require('./frame');
+const { runInFrame, allocateIndex, currentFrame, valueIn, runScopeWithValue, v8Major } = require('./frame');
 const { invalidArgType, invalidArgValue, validateFunction, validateObject } = require('./errors');
 
 // The current context: one variable of the shared frame (lib/frame.js),
@@ -147,7 +147,7 @@ function flushReleased() {
   native.contextReleaseMany(Float64Array.from(ids));
   flushCounts();
 }
-const registerTokens = Number(process.versions.v8.split('.')[0]) < 14;
+const registerTokens = v8Major < 14;
 const handles = new FinalizationRegistry((holding) => {
   let id = holding;
   if (holding < 0) {
