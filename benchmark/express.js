@@ -1,25 +1,33 @@
 'use strict';
 // Express throughput under autocannon on loopback: bare Express against
-// ambient's middleware and the peers, each server a fresh process, the
-// variants alternating within each round (order flipped every other round).
+// ambient's middleware and the peers.
 //
 // This machine is shared: its speed drifts by tens of percent within
-// minutes. So each variant's overhead is taken per round, against the bare
-// run of the same round, and the median of those paired overheads is
-// reported; a drift between rounds then cancels out. Besides req/s, the
-// server's CPU time per request (all its threads, ambient's log writer
-// included, from /proc) is reported: it does not depend on how quickly the
-// load generator turns a response around. (Pinning the server and the load
-// generator to a core each was tried: the server then idled part of the
-// time, so it measured the load generator more than the server.)
+// minutes, and at times by 2x within a few tens of seconds. So the variants
+// take turns in short slots: every variant's server runs side by side (only
+// the one under load does any work), and a cycle loads each in turn for
+// --seconds (1 s), the order flipped every other cycle. Each variant's
+// overhead is taken per cycle, against the bare slot of the same cycle (at
+// most a few seconds away), and the median of those paired overheads is
+// reported, so drift cancels out unless it is faster than a cycle. Each
+// round starts every server afresh (its own JIT state) and warms it up;
+// --rounds rounds (3) of --cycles cycles (15) give 45 pairs per variant.
+//
+// Besides req/s, the server's CPU time per request (all its threads,
+// ambient's log writer included, from /proc) is reported: it does not depend
+// on how quickly the load generator turns a response around. (Pinning the
+// server and the load generator to a core each was tried: the server then
+// idled part of the time, so it measured the load generator more than the
+// server.)
 //
 // With --pipelining P, each connection keeps P requests in flight (as
 // fastify's benchmarks run autocannon): the server then reads several
 // requests per wake-up, so the kernel's cost of waking the load generator on
 // the other core, which grows as the server slows, weighs less per request.
 //
-// Usage: node benchmark/express.js [--rounds N] [--seconds S] [--connections C]
-//          [--pipelining P] [--variants a,b] [--json out.json]
+// Usage: node benchmark/express.js [--rounds N] [--cycles C] [--seconds S]
+//          [--warmup W] [--connections C] [--pipelining P] [--variants a,b]
+//          [--json out.json]
 const { spawn } = require('node:child_process');
 const path = require('node:path');
 const fs = require('node:fs');
@@ -29,8 +37,10 @@ const { variantsFrom } = require('./express-variants');
 
 const args = process.argv.slice(2);
 const option = (name, fallback) => (args.includes(name) ? Number(args[args.indexOf(name) + 1]) : fallback);
-const rounds = option('--rounds', 5);
-const seconds = option('--seconds', 5);
+const rounds = option('--rounds', 3);
+const cycles = option('--cycles', 15);
+const seconds = option('--seconds', 1);
+const warmup = option('--warmup', 2);
 const connections = option('--connections', 50);
 const pipelining = option('--pipelining', 1);
 const jsonOut = args.includes('--json') ? args[args.indexOf('--json') + 1] : null;
@@ -56,18 +66,31 @@ function startServer(variant) {
   });
 }
 
-async function measure(variant) {
-  const { child, port } = await startServer(variant);
+// One slot: `seconds` of load on one running server.
+async function load(server) {
+  const before = cpuSeconds(server.child.pid);
+  const result = await autocannon({ url: server.url, connections, pipelining, duration: seconds });
+  const cpu = cpuSeconds(server.child.pid) - before;
+  if (result.non2xx > 0 || result.errors > 0) throw new Error(`${server.variant}: ${result.non2xx} non-2xx, ${result.errors} errors`);
+  return { rps: result.requests.total / seconds, cpuUsPerRequest: (cpu * 1e6) / result.requests.total };
+}
+
+// One round: every variant's server started afresh and warmed up, then
+// `cycles` cycles of one slot each.
+async function round(index, samples) {
+  const servers = [];
   try {
-    const url = `http://127.0.0.1:${port}/`;
-    await autocannon({ url, connections, pipelining, duration: 2 }); // warm-up
-    const before = cpuSeconds(child.pid);
-    const result = await autocannon({ url, connections, pipelining, duration: seconds });
-    const cpu = cpuSeconds(child.pid) - before;
-    if (result.non2xx > 0 || result.errors > 0) throw new Error(`${variant}: ${result.non2xx} non-2xx, ${result.errors} errors`);
-    return { rps: result.requests.average, cpuUsPerRequest: (cpu * 1e6) / result.requests.total };
+    for (const variant of variants) {
+      const { child, port } = await startServer(variant);
+      servers.push({ variant, child, url: `http://127.0.0.1:${port}/` });
+    }
+    for (const server of servers) await autocannon({ url: server.url, connections, pipelining, duration: warmup });
+    for (let cycle = 0; cycle < cycles; cycle++) {
+      const order = (index * cycles + cycle) % 2 ? [...servers].reverse() : servers;
+      for (const server of order) samples[server.variant].push(await load(server));
+    }
   } finally {
-    child.kill();
+    for (const server of servers) server.child.kill();
   }
 }
 
@@ -75,10 +98,9 @@ const percent = (x) => `${(x * 100).toFixed(1)}%`;
 
 async function main() {
   const samples = Object.fromEntries(variants.map((v) => [v, []]));
-  for (let round = 0; round < rounds; round++) {
-    const order = round % 2 ? [...variants].reverse() : variants;
-    for (const variant of order) samples[variant].push(await measure(variant));
-    process.stderr.write(`round ${round + 1}/${rounds} done\n`);
+  for (let index = 0; index < rounds; index++) {
+    await round(index, samples);
+    process.stderr.write(`round ${index + 1}/${rounds} done\n`);
   }
   const bare = samples.bare;
   const rows = variants.map((variant) => {
@@ -93,7 +115,7 @@ async function main() {
       extraCpu: variant === 'bare' ? 0 : median(pairedCpu),
     };
   });
-  console.log(`Node ${process.version}, ${connections} connections, pipelining ${pipelining}, ${seconds} s per run, ${rounds} rounds`);
+  console.log(`Node ${process.version}, ${connections} connections, pipelining ${pipelining}, ${rounds} rounds of ${cycles} cycles, ${seconds} s slots`);
   console.log('');
   console.log('| variant | req/s | overhead vs bare | server CPU µs/request | extra CPU vs bare |');
   console.log('|---|---:|---:|---:|---:|');
@@ -103,10 +125,10 @@ async function main() {
       `${row.cpuUsPerRequest.toFixed(1)} | ${bareRow ? '' : percent(row.extraCpu)} |`);
   }
   console.log('');
-  console.log('req/s and µs/request are medians across rounds; the two overheads are medians of each round\'s pair with bare.');
+  console.log(`req/s and µs/request are medians of the ${rounds * cycles} slots; the two overheads are medians of each cycle's pair with bare.`);
   console.log(`raw: ${JSON.stringify(samples)}`);
   if (jsonOut) {
-    fs.writeFileSync(jsonOut, JSON.stringify({ node: process.version, connections, pipelining, seconds, rounds, results: rows, samples }, null, 2));
+    fs.writeFileSync(jsonOut, JSON.stringify({ node: process.version, connections, pipelining, seconds, rounds, cycles, warmup, results: rows, samples }, null, 2));
   }
 }
 main();
