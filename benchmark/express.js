@@ -3,7 +3,7 @@
 // ambient's middleware and the peers.
 //
 // This machine is shared: its speed drifts by tens of percent within
-// minutes, and at times by 2x within a few tens of seconds. So the variants
+// minutes, and at times by 2x within seconds. So the variants
 // take turns in short slots: every variant's server runs side by side (only
 // the one under load does any work), and a cycle loads each in turn for
 // --seconds (1 s), the order flipped every other cycle. Each variant's
