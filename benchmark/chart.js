@@ -16,7 +16,7 @@ const fmt = (n) => Math.round(n).toLocaleString('en-US');
 function bars(title, rows, x, y, width) {
   const max = Math.max(...rows.map((r) => r.value));
   const labelWidth = 250;
-  const barArea = width - labelWidth - 200;
+  const barArea = width - labelWidth - 240; // room for the longest label after a bar
   let svg = `<text x="${x}" y="${y}" font-size="16" font-weight="bold">${escape(title)}</text>`;
   rows.forEach((row, i) => {
     const top = y + 16 + i * 26;
