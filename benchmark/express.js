@@ -62,6 +62,9 @@ function startServer(variant) {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [path.join(__dirname, 'express-server.js'), variant], { stdio: ['ignore', 'pipe', 'inherit'] });
     child.once('error', reject);
+    // A server that dies before listening (a variant that throws) would
+    // otherwise leave the run waiting for its port forever.
+    child.once('exit', (code, signal) => reject(new Error(`${variant}: the server exited (${signal ?? code}) before listening`)));
     child.stdout.once('data', (d) => resolve({ child, port: Number(String(d).trim()) }));
   });
 }
