@@ -238,23 +238,7 @@ impl Destination {
   ) -> Result<u32> {
     LINE.with_borrow_mut(|line| {
       line.clear();
-      let mut flags = 0;
-      if let Some(ids) = identity {
-        format_line_into(line, level, time_ms, &self.prefix, LineContext::Identity(ids), bindings, &body, msg);
-      } else if context_id >= 0.0 {
-        match STORE.with(context_id as u64, |r| {
-          format_line_into(line, level, time_ms, &self.prefix, LineContext::Record(r), bindings, &body, msg);
-          r.ended.is_some()
-        }) {
-          // JS counts it and warns once (RequestContext#noteUse).
-          Ok(true) => flags |= USED_AFTER_END,
-          Ok(false) => {}
-          // Released already: log without it rather than lose the line.
-          Err(_) => format_line_into(line, level, time_ms, &self.prefix, LineContext::None, bindings, &body, msg),
-        }
-      } else {
-        format_line_into(line, level, time_ms, &self.prefix, LineContext::None, bindings, &body, msg);
-      }
+      let flags = self.format_line(line, time_ms, level, context_id, identity, bindings, msg, body);
       let delivered = self.deliver(line);
       // A rare huge line does not keep its buffer.
       if line.capacity() > 64 * 1024 {
@@ -263,12 +247,64 @@ impl Destination {
       Ok(flags | delivered?)
     })
   }
+
+  /// Appends one line to `out`, its context read from the store when it has
+  /// a record. Returns USED_AFTER_END when that record had ended.
+  #[allow(clippy::too_many_arguments)]
+  fn format_line(
+    &self,
+    out: &mut Vec<u8>,
+    time_ms: u64,
+    level: u32,
+    context_id: f64,
+    identity: Option<&str>,
+    bindings: Option<&str>,
+    msg: Option<&str>,
+    body: impl Fn(&mut Vec<u8>),
+  ) -> u32 {
+    let prefix = &self.prefix;
+    if let Some(ids) = identity {
+      format_line_into(out, level, time_ms, prefix, LineContext::Identity(ids), bindings, &body, msg);
+    } else if context_id >= 0.0 {
+      let start = out.len();
+      match STORE.with(context_id as u64, |r| {
+        format_line_into(out, level, time_ms, prefix, LineContext::Record(r), bindings, &body, msg);
+        r.ended.is_some()
+      }) {
+        // JS counts it and warns once (RequestContext#noteUse).
+        Ok(true) => return USED_AFTER_END,
+        Ok(false) => {}
+        // Released already: log without it rather than lose the line.
+        Err(_) => {
+          out.truncate(start);
+          format_line_into(out, level, time_ms, prefix, LineContext::None, bindings, &body, msg);
+        }
+      }
+    } else {
+      format_line_into(out, level, time_ms, prefix, LineContext::None, bindings, &body, msg);
+    }
+    0
+  }
+
+  /// Delivers the whole lines of `bytes`, cut at `ends`, at once. Returns
+  /// how many were dropped because the buffer was full.
+  fn deliver_lines(&self, bytes: &[u8], ends: &[usize]) -> Result<u32> {
+    if self.sync {
+      self.writer.write_now(bytes).map_err(|e| Error::new(Status::GenericFailure, format!("log write failed: {e}")))?;
+      Ok(0)
+    } else {
+      Ok(self.writer.push_lines(bytes, ends) as u32)
+    }
+  }
 }
 
 thread_local! {
   /// Each thread formats its lines in one reused buffer; the writer copies
   /// them into its queue.
   static LINE: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+  /// An access batch's lines, formatted one after another (and where each
+  /// ends), so the writer takes them in one lock rather than one per line.
+  static BATCH: std::cell::RefCell<(Vec<u8>, Vec<usize>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
 }
 
 /// Every destination of the process, by handle: the per-line calls are
@@ -428,17 +464,25 @@ const ACCESS_STRINGS: usize = 5;
 pub fn log_access_batch(handle: u32, text: Utf16String, numbers: Float64ArraySlice, count: u32) -> Result<u32> {
   let messages = ACCESS_MESSAGES.read().unwrap_or_else(|e| e.into_inner());
   with_destination(handle, |d| {
-    let mut dropped = 0;
-    each_access_line(&text, numbers.as_ref(), count as usize, malformed_batch, |line| {
-      let msg = messages.get(line.message as usize).ok_or_else(malformed_batch)?;
-      let flags =
-        d.write_line(line.time_ms, line.level, line.context_id, line.identity, line.bindings, Some(msg), |out| {
+    BATCH.with_borrow_mut(|(bytes, ends)| {
+      bytes.clear();
+      ends.clear();
+      let formatted = each_access_line(&text, numbers.as_ref(), count as usize, malformed_batch, |line| {
+        let msg = messages.get(line.message as usize).ok_or_else(malformed_batch)?;
+        d.format_line(bytes, line.time_ms, line.level, line.context_id, line.identity, line.bindings, Some(msg), |out| {
           push_access_members(out, line.method, line.route, line.url, line.status, line.duration_ms, line.bytes)
-        })?;
-      dropped += u32::from(flags & DROPPED != 0);
-      Ok(())
-    })?;
-    Ok(dropped)
+        });
+        ends.push(bytes.len());
+        Ok(())
+      });
+      // The lines before a malformed one still go out.
+      let dropped = d.deliver_lines(bytes, ends);
+      // A rare huge batch does not keep its buffer.
+      if bytes.capacity() > 1 << 20 {
+        *bytes = Vec::new();
+      }
+      formatted.and(dropped)
+    })
   })
 }
 

@@ -128,19 +128,44 @@ impl Writer {
   /// Queues one line (with its newline). Returns false when it was dropped
   /// because the buffer was full and the policy is to drop.
   pub fn push(&self, line: &[u8]) -> bool {
+    self.push_lines(line, &[line.len()]) == 0
+  }
+
+  /// Queues whole lines, `bytes` cut at the offsets `ends` (each line with
+  /// its newline), under one lock. Returns how many were dropped because
+  /// the buffer was full and the policy is to drop; under the block policy
+  /// it waits for room line by line.
+  pub fn push_lines(&self, bytes: &[u8], ends: &[usize]) -> usize {
     let mut s = self.lock();
-    while !s.pending.is_empty() && s.pending.len() + line.len() > self.capacity && !s.closed {
-      if self.when_full == WhenFull::Drop {
-        self.dropped.fetch_add(1, Ordering::Relaxed);
-        return false;
-      }
-      s.urgent = true;
-      self.work.notify_one();
-      s = self.wait_for_progress(s);
-    }
     let before = s.pending.len();
-    s.pending.extend_from_slice(line);
-    s.accepted += 1;
+    let mut dropped = 0;
+    if before + bytes.len() <= self.capacity || s.closed {
+      s.pending.extend_from_slice(bytes);
+      s.accepted += ends.len() as u64;
+    } else {
+      let mut start = 0;
+      for &end in ends {
+        let line = &bytes[start..end];
+        start = end;
+        let mut kept = true;
+        while !s.pending.is_empty() && s.pending.len() + line.len() > self.capacity && !s.closed {
+          if self.when_full == WhenFull::Drop {
+            kept = false;
+            break;
+          }
+          s.urgent = true;
+          self.work.notify_one();
+          s = self.wait_for_progress(s);
+        }
+        if kept {
+          s.pending.extend_from_slice(line);
+          s.accepted += 1;
+        } else {
+          dropped += 1;
+        }
+      }
+      self.dropped.fetch_add(dropped as u64, Ordering::Relaxed);
+    }
     let half = self.capacity / 2;
     let filling = before < half && s.pending.len() >= half;
     s.urgent |= filling;
@@ -149,7 +174,7 @@ impl Writer {
     if wake {
       self.work.notify_one();
     }
-    true
+    dropped
   }
 
   fn wait_for_progress<'a>(&self, mut s: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
@@ -307,6 +332,54 @@ mod tests {
     assert!(!w.lock().asleep);
     assert!(w.push(b"second\n"));
     wait_for_content(&path, "first\nsecond\n");
+    w.close();
+    let _ = std::fs::remove_file(&path);
+  }
+
+  /// `count` numbered lines in one buffer, and where each ends.
+  fn numbered_lines(from: usize, count: usize) -> (Vec<u8>, Vec<usize>) {
+    let (mut bytes, mut ends) = (Vec::new(), Vec::new());
+    for i in from..from + count {
+      bytes.extend_from_slice(format!("line {i:04}\n").as_bytes());
+      ends.push(bytes.len());
+    }
+    (bytes, ends)
+  }
+
+  #[test]
+  fn a_batch_larger_than_the_buffer_is_written_whole_and_in_order_when_blocking() {
+    let path = temp_path("batch-block");
+    let w = Writer::start(Sink::open(path.to_str().unwrap()).unwrap(), 64, WhenFull::Block);
+    let (first, first_ends) = numbered_lines(0, 3);
+    let (big, big_ends) = numbered_lines(3, 200);
+    assert_eq!(w.push_lines(&first, &first_ends), 0);
+    assert_eq!(w.push_lines(&big, &big_ends), 0);
+    assert_eq!(w.flush(), None);
+    let expected: String = (0..203).map(|i| format!("line {i:04}\n")).collect();
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), expected);
+    w.close();
+    let _ = std::fs::remove_file(&path);
+  }
+
+  #[test]
+  fn a_batch_that_does_not_fit_drops_whole_lines_and_counts_them() {
+    let path = temp_path("batch-drop");
+    let w = Writer::start(Sink::open(path.to_str().unwrap()).unwrap(), 64, WhenFull::Drop);
+    let mut kept = 0;
+    let mut dropped = 0;
+    for round in 0..50 {
+      let (bytes, ends) = numbered_lines(round * 20, 20);
+      let lost = w.push_lines(&bytes, &ends);
+      dropped += lost;
+      kept += ends.len() - lost;
+    }
+    w.flush();
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.lines().all(|l| l.len() == 9 && l.starts_with("line ")), "only whole lines are written");
+    assert_eq!(text.lines().count(), kept);
+    assert_eq!(dropped as u64, w.dropped.load(Ordering::Relaxed));
+    assert_eq!(kept + dropped, 1000);
+    assert!(dropped > 0, "a 64-byte buffer cannot take 20 lines of 10 bytes at once");
     w.close();
     let _ = std::fs::remove_file(&path);
   }
