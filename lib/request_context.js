@@ -36,7 +36,17 @@ const settings = {
 // worker, a scope, a deadline, or living long enough to be listed in flight
 // (see publish()). A request that needs none of these never crosses into
 // Rust for its context; its begin and end are counted in batches.
-const POOL_ENTRY = 84; // traceId(32) spanId(16) requestId(36), see src/ids.rs
+//
+// A pool entry is the traceparent of a new sampled root,
+// `00-{traceId(32)}-{spanId(16)}-03` (55 characters), then a request id
+// (36); see src/ids.rs. A root's ids keep that layout (the offsets below),
+// so the traceparent the middleware echoes and every id are slices of the
+// pool: nothing is built per request.
+const POOL_ENTRY = 91;
+const TRACEPARENT_END = 55;
+const TRACE_ID_AT = 3;
+const SPAN_ID_AT = 36;
+const FLAGS_AT = 53;
 // UUIDv7 request ids carry their pool's creation time: a pool older than
 // this is replaced, so ids stay within it of when their request began.
 const POOL_MAX_AGE_MS = 100;
@@ -312,7 +322,8 @@ function parseIdentity(identity) {
   const newline = identity.indexOf('\n', parentEnd);
   return {
     startedAt: +identity.slice(a + 1, b),
-    ids: identity.slice(trace, trace + 32) + identity.slice(trace + 33, trace + 49) + identity.slice(parentEnd + 1, newline),
+    ids: idsOf(identity.slice(trace, trace + 32), identity.slice(trace + 33, trace + 49), +identity.slice(b + 1, trace - 1),
+      identity.slice(parentEnd + 1, newline)),
     parentSpanId: parentEnd === parent ? undefined : identity.slice(parent, parentEnd),
     tracestate: identity.slice(newline + 1),
   };
@@ -322,6 +333,12 @@ function parseIdentity(identity) {
 // traceContext.formatTraceparent, which checks what users give it.
 function traceparent(traceId, spanId, flags) {
   return `00-${traceId}-${spanId}-${HEX_BYTE[flags & 0xff]}`;
+}
+
+// A context's ids in the layout of a pool entry: its traceparent, then its
+// request id.
+function idsOf(traceId, spanId, flags, requestId) {
+  return `${traceparent(traceId, spanId, flags)}${requestId}`;
 }
 
 function optionalString(options, name) {
@@ -349,8 +366,9 @@ class DeadlineExceededError extends Error {
 class RequestContext {
   #id;
   #name;
-  // traceId(32) spanId(16) requestId, as one string: for a root begun in JS
-  // a slice of the id pool, which the logger hands to Rust as it is.
+  // Its traceparent, then its request id, as one string (see POOL_ENTRY):
+  // for a root begun in JS a slice of the id pool, which the logger hands
+  // to Rust as it is.
   #ids;
   // Bits 0-7: the W3C trace flags; 8: the request id came from the pool
   // (Rust keeps it as a UUID); 9-10: the kind; 11: ended. One small integer
@@ -520,14 +538,21 @@ class RequestContext {
           const offset = Math.floor(checked / 256);
           flags = checked & 0xff;
           parentSpanId = traceparent.slice(offset + 36, offset + 52);
-          ids = traceparent.slice(offset + 3, offset + 35) + text.slice(at + 32, at + 48) + (requestId ?? text.slice(at + 48, at + POOL_ENTRY));
+          // The caller's trace, with a new span of this context's own.
+          ids = idsOf(traceparent.slice(offset + 3, offset + 35), text.slice(at + SPAN_ID_AT, at + SPAN_ID_AT + 16), flags,
+            requestId ?? text.slice(at + TRACEPARENT_END, at + POOL_ENTRY));
         } else {
           tracestate = undefined;
         }
       } else {
         tracestate = undefined;
       }
-      if (ids === undefined) ids = requestId === undefined ? text.slice(at, at + POOL_ENTRY) : text.slice(at, at + 48) + requestId;
+      if (ids === undefined) {
+        // The pool's entries are sampled roots (flags 03).
+        const own = sampled ? text.slice(at, at + TRACEPARENT_END) : text.slice(at, at + FLAGS_AT) + HEX_BYTE[flags];
+        if (requestId !== undefined) ids = own + requestId;
+        else ids = sampled ? text.slice(at, at + POOL_ENTRY) : own + text.slice(at + TRACEPARENT_END, at + POOL_ENTRY);
+      }
       const ctx = new RequestContext(CONSTRUCT, {
         kind: 'root', id: pool.nextId - 1, ids, flags, start: now, name, generated: requestId === undefined,
       });
@@ -664,18 +689,18 @@ class RequestContext {
   get id() { return this.#id; }
   get kind() { return KINDS[this.#flags >> KIND_SHIFT & 3]; }
   get name() { return this.#name; }
-  // traceId(32) spanId(16) requestId: kept by a root until it has a
+  // The ids in the layout of a pool entry: kept by a root until it has a
   // record, then read from Rust (or from what an attach brought).
   #idsText() {
     if (this.#ids !== undefined) return this.#ids;
     const info = this.#rare?.info;
-    if (info !== undefined) return `${info.traceId}${info.spanId}${info.requestId}`;
+    if (info !== undefined) return idsOf(info.traceId, info.spanId, this.#flags, info.requestId);
     return parseIdentity(native.contextIdentity(this.#id)).ids;
   }
 
-  get requestId() { return this.#idsText().slice(48); }
-  get traceId() { return this.#idsText().slice(0, 32); }
-  get spanId() { return this.#idsText().slice(32, 48); }
+  get requestId() { return this.#idsText().slice(TRACEPARENT_END); }
+  get traceId() { return this.#idsText().slice(TRACE_ID_AT, TRACE_ID_AT + 32); }
+  get spanId() { return this.#idsText().slice(SPAN_ID_AT, SPAN_ID_AT + 16); }
   get parentSpanId() {
     const rare = this.#rare;
     if (rare?.info !== undefined) return rare.info.parentSpanId ?? undefined;
@@ -727,9 +752,9 @@ class RequestContext {
       parentSpanId = this.parentSpanId;
     }
     return {
-      requestId: ids.slice(48),
-      traceId: ids.slice(0, 32),
-      spanId: ids.slice(32, 48),
+      requestId: ids.slice(TRACEPARENT_END),
+      traceId: ids.slice(TRACE_ID_AT, TRACE_ID_AT + 32),
+      spanId: ids.slice(SPAN_ID_AT, SPAN_ID_AT + 16),
       parentSpanId,
       traceFlags: this.#flags & 0xff,
     };
@@ -737,15 +762,14 @@ class RequestContext {
 
   /** This context's own span, as a `traceparent` header (to echo on a response). */
   get traceparent() {
-    const ids = this.#idsText();
-    return traceparent(ids.slice(0, 32), ids.slice(32, 48), this.#flags);
+    return this.#idsText().slice(0, TRACEPARENT_END);
   }
 
   /** A `traceparent` for a call leaving this context: a new child span. */
   outgoingTraceparent() {
     // A new span id from the pool (its other ids go unused).
     const at = takePoolEntry(performance.now());
-    return traceparent(this.traceId, pool.text.slice(at + 32, at + 48), this.#flags);
+    return traceparent(this.traceId, pool.text.slice(at + SPAN_ID_AT, at + SPAN_ID_AT + 16), this.#flags);
   }
 
   #sync() {

@@ -156,22 +156,25 @@ fn compact(r: &Record) -> String {
 
 /// A pool of identities for contexts JS begins on its own: `count` ids
 /// reserved in the store, and for each a new trace id, span id and request
-/// id. Layout: `firstId\n` then `count` entries of 84 characters
-/// (`traceId(32) spanId(16) requestId(36)`), which JS slices. One crossing
-/// serves a whole batch of requests.
+/// id. Layout: `firstId\n` then `count` entries of `POOL_ENTRY_LEN`
+/// characters (`00-{traceId}-{spanId}-03{requestId}`, see
+/// `ids::push_pool_entries`), which JS slices. One crossing serves a whole
+/// batch of requests. All ASCII, so it crosses as Latin-1: V8 copies it as
+/// it is, with no UTF-8 to decode.
 #[napi(catch_unwind)]
-pub fn context_reserve(count: u32) -> String {
+pub fn context_reserve(env: &Env, count: u32) -> Result<napi::JsString<'_>> {
   let count = u64::from(count.clamp(1, 4096));
   let first = STORE.reserve_ids(count);
-  let mut out = String::with_capacity(24 + count as usize * crate::ids::POOL_ENTRY_LEN);
-  out.push_str(itoa::Buffer::new().format(first));
-  out.push('\n');
+  let mut out = Vec::with_capacity(24 + count as usize * crate::ids::POOL_ENTRY_LEN);
+  out.extend_from_slice(itoa::Buffer::new().format(first).as_bytes());
+  out.push(b'\n');
   crate::ids::push_pool_entries(&mut out, count);
-  out
+  env.create_string_latin1(&out)
 }
 
 /// Gives a record to a root context JS began on its own (see
-/// `Store::adopt`). `ids` is `traceId(32) spanId(16) requestId`; the request
+/// `Store::adopt`). `ids` is its traceparent then its request id (see
+/// `ids::split_identity`); the request
 /// id is a pool UUID when `generated`. Headers were validated by JS through
 /// `checkTraceparent`; `tracestate` is normalized here. Returns the record's
 /// field version.
@@ -195,15 +198,12 @@ pub fn context_adopt(
   ended_at: Option<f64>,
 ) -> Result<u32> {
   let bad = || Error::new(Status::InvalidArg, "malformed context identity".to_owned());
-  let bytes = ids.as_bytes();
-  if bytes.len() < 49 {
-    return Err(bad());
-  }
-  let trace_id = crate::ids::parse_lower_hex::<16>(&bytes[..32]).ok_or_else(bad)?;
-  let span_id = crate::ids::parse_lower_hex::<8>(&bytes[32..48]).ok_or_else(bad)?;
-  let request_id = match generated.then(|| uuid::Uuid::parse_str(&ids[48..]).ok()).flatten() {
+  let (trace_hex, span_hex, request_id) = crate::ids::split_identity(&ids).ok_or_else(bad)?;
+  let trace_id = crate::ids::parse_lower_hex::<16>(trace_hex).ok_or_else(bad)?;
+  let span_id = crate::ids::parse_lower_hex::<8>(span_hex).ok_or_else(bad)?;
+  let request_id = match generated.then(|| uuid::Uuid::parse_str(request_id).ok()).flatten() {
     Some(uuid) => crate::ids::RequestId::Generated(uuid),
-    None => crate::ids::RequestId::Given(ids[48..].into()),
+    None => crate::ids::RequestId::Given(request_id.into()),
   };
   let parent_span_id = match parent_span_id {
     Some(p) => Some(crate::ids::parse_lower_hex::<8>(p.as_bytes()).ok_or_else(bad)?),

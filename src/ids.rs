@@ -75,16 +75,69 @@ pub fn new_request_id() -> String {
   request_ids(1).next().unwrap_or_default().hyphenated().to_string()
 }
 
-/// One entry of a JS id pool, appended to `out`: a new trace id (32 hex), a
-/// new span id (16 hex) and a new request id (36), 84 characters.
-pub const POOL_ENTRY_LEN: usize = 84;
+/// One entry of a JS id pool: the `traceparent` of a new sampled root
+/// (`00-{trace id}-{span id}-03`: W3C version 00, sampled, and the level 2
+/// random flag, for the trace id is random), 55 characters, then a new
+/// request id (36). Laid out so that JS echoes the traceparent and reads
+/// every id as a slice of the pool, building no string.
+pub const POOL_ENTRY_LEN: usize = 91;
+pub const TRACEPARENT_LEN: usize = 55;
 
-pub fn push_pool_entries(out: &mut String, count: u64) {
-  for uuid in request_ids(count) {
-    push_hex(out, &new_trace_id());
-    push_hex(out, &new_span_id());
-    out.push_str(uuid.hyphenated().encode_lower(&mut uuid::Uuid::encode_buffer()));
+/// Lowercase hex of every byte value, two characters each.
+const HEX_PAIRS: [[u8; 2]; 256] = {
+  let mut pairs = [[0u8; 2]; 256];
+  let mut i = 0;
+  while i < 256 {
+    pairs[i] = [HEX[i >> 4], HEX[i & 0x0f]];
+    i += 1;
   }
+  pairs
+};
+
+fn write_hex(out: &mut [u8], bytes: &[u8]) {
+  for (pair, &b) in out.chunks_exact_mut(2).zip(bytes) {
+    pair.copy_from_slice(&HEX_PAIRS[b as usize]);
+  }
+}
+
+/// Appends `count` pool entries (`POOL_ENTRY_LEN` ASCII bytes each), their
+/// request ids in issue order.
+pub fn push_pool_entries(out: &mut Vec<u8>, count: u64) {
+  let mut entry = [0u8; POOL_ENTRY_LEN];
+  entry[..3].copy_from_slice(b"00-");
+  entry[35] = b'-';
+  entry[52..55].copy_from_slice(b"-03");
+  out.reserve(count as usize * POOL_ENTRY_LEN);
+  for uuid in request_ids(count) {
+    write_hex(&mut entry[3..35], &new_trace_id());
+    write_hex(&mut entry[36..52], &new_span_id());
+    uuid.hyphenated().encode_lower(&mut entry[TRACEPARENT_LEN..]);
+    out.extend_from_slice(&entry);
+  }
+}
+
+/// Whether every byte is a lowercase hex digit. No branch per byte: digits
+/// and letters alternate unpredictably in an id, and a mispredicted branch
+/// per character cost more than the rest of a log line's identity.
+pub fn all_lower_hex(bytes: &[u8]) -> bool {
+  bytes.iter().fold(true, |ok, &b| ok & ((b.wrapping_sub(b'0') < 10) | (b.wrapping_sub(b'a') < 6)))
+}
+
+/// The ids of a context JS began on its own, as JS keeps them (a pool
+/// entry's layout): its own `traceparent`, then its request id. Returns the
+/// trace id and span id (hex) and the request id, or None when `ids` does
+/// not have that shape.
+pub fn split_identity(ids: &str) -> Option<(&[u8], &[u8], &str)> {
+  let b = ids.as_bytes();
+  let shaped = b.len() > TRACEPARENT_LEN
+    && b.starts_with(b"00-")
+    && b[35] == b'-'
+    && b[52] == b'-'
+    && all_lower_hex(&b[3..35])
+    && all_lower_hex(&b[36..52])
+    && all_lower_hex(&b[53..55]);
+  // The first 55 bytes are ASCII, so a character starts at 55.
+  shaped.then(|| (&b[3..35], &b[36..52], &ids[TRACEPARENT_LEN..]))
 }
 
 /// A request id as a record keeps it: a generated UUIDv7 as its 16 bytes
@@ -184,20 +237,33 @@ mod tests {
 
   #[test]
   fn pool_entries_hold_valid_ids_in_request_id_order_across_batches() {
-    let mut pool = String::new();
+    let mut pool = Vec::new();
     push_pool_entries(&mut pool, 5000);
     push_pool_entries(&mut pool, 3);
     assert_eq!(pool.len(), 5003 * POOL_ENTRY_LEN);
     let mut previous = String::new();
-    for entry in pool.as_bytes().chunks(POOL_ENTRY_LEN) {
+    let mut traces = HashSet::new();
+    for entry in pool.chunks(POOL_ENTRY_LEN) {
       let entry = std::str::from_utf8(entry).unwrap();
-      assert!(parse_lower_hex::<16>(entry[..32].as_bytes()).is_some_and(|t| t != [0; 16]));
-      assert!(parse_lower_hex::<8>(entry[32..48].as_bytes()).is_some_and(|s| s != [0; 8]));
-      let uuid = uuid::Uuid::parse_str(&entry[48..]).unwrap();
+      let traceparent =
+        crate::trace_context::parse_traceparent(&entry[..TRACEPARENT_LEN]).expect("a valid traceparent");
+      assert_eq!(traceparent.flags, 0x03, "sampled, with a random trace id");
+      assert_eq!(to_hex(&traceparent.trace_id), &entry[3..35]);
+      assert_eq!(to_hex(&traceparent.parent_id), &entry[36..52]);
+      assert!(traces.insert(traceparent.trace_id));
+      let uuid = uuid::Uuid::parse_str(&entry[TRACEPARENT_LEN..]).unwrap();
       assert_eq!(uuid.get_version_num(), 7);
-      assert!(entry[48..] > *previous, "{} after {previous}", &entry[48..]);
-      previous = entry[48..].to_owned();
+      assert!(entry[TRACEPARENT_LEN..] > *previous, "{} after {previous}", &entry[TRACEPARENT_LEN..]);
+      previous = entry[TRACEPARENT_LEN..].to_owned();
     }
+  }
+
+  #[test]
+  fn lower_hex_check_matches_the_byte_ranges() {
+    for b in 0..=255u8 {
+      assert_eq!(all_lower_hex(&[b'a', b, b'0']), b.is_ascii_digit() || (b'a'..=b'f').contains(&b), "byte {b}");
+    }
+    assert!(all_lower_hex(b""));
   }
 
   #[test]

@@ -11,7 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
-use crate::ids::RequestId;
+use crate::ids::{split_identity, RequestId};
 use crate::store::{FieldValue, Record, STORE};
 use crate::writer::{Sink, WhenFull, Writer};
 
@@ -91,7 +91,7 @@ fn push_context(out: &mut Vec<u8>, r: &Record) {
 
 /// Where a line's context ids come from: the store's record (with its
 /// fields), or the identity string of a context that has no record (no
-/// fields), `traceId(32) spanId(16) requestId`.
+/// fields): its traceparent, then its request id (`ids::split_identity`).
 #[derive(Clone, Copy)]
 pub enum LineContext<'a> {
   None,
@@ -99,29 +99,23 @@ pub enum LineContext<'a> {
   Identity(&'a str),
 }
 
-/// Whether every byte is a lowercase hex digit (what the pool and the
-/// trace-context codec produce). No branch per byte: digits and letters
-/// alternate unpredictably in an id, and a mispredicted branch per character
-/// cost more than the rest of the identity.
-fn all_lower_hex(bytes: &[u8]) -> bool {
-  bytes.iter().fold(true, |ok, &b| ok & ((b.wrapping_sub(b'0') < 10) | (b.wrapping_sub(b'a') < 6)))
-}
-
 fn push_identity(out: &mut Vec<u8>, ids: &str) {
   // JS builds the string from pool ids or validated headers; anything else
   // is logged as an escaped request id rather than trusted.
-  if ids.len() > 48 && ids.is_char_boundary(48) && all_lower_hex(&ids.as_bytes()[..48]) {
-    out.extend_from_slice(b"\"requestId\":");
-    push_json_string(out, &ids[48..]);
-    out.extend_from_slice(b",\"traceId\":\"");
-    out.extend_from_slice(&ids.as_bytes()[..32]);
-    out.extend_from_slice(b"\",\"spanId\":\"");
-    out.extend_from_slice(&ids.as_bytes()[32..48]);
-    out.extend_from_slice(b"\",");
-  } else {
-    out.extend_from_slice(b"\"requestId\":");
-    push_json_string(out, ids);
-    out.push(b',');
+  out.extend_from_slice(b"\"requestId\":");
+  match split_identity(ids) {
+    Some((trace_id, span_id, request_id)) => {
+      push_json_string(out, request_id);
+      out.extend_from_slice(b",\"traceId\":\"");
+      out.extend_from_slice(trace_id);
+      out.extend_from_slice(b"\",\"spanId\":\"");
+      out.extend_from_slice(span_id);
+      out.extend_from_slice(b"\",");
+    }
+    None => {
+      push_json_string(out, ids);
+      out.push(b',');
+    }
   }
 }
 
@@ -469,9 +463,16 @@ pub fn log_access_batch(handle: u32, text: Utf16String, numbers: Float64ArraySli
       ends.clear();
       let formatted = each_access_line(&text, numbers.as_ref(), count as usize, malformed_batch, |line| {
         let msg = messages.get(line.message as usize).ok_or_else(malformed_batch)?;
-        d.format_line(bytes, line.time_ms, line.level, line.context_id, line.identity, line.bindings, Some(msg), |out| {
-          push_access_members(out, line.method, line.route, line.url, line.status, line.duration_ms, line.bytes)
-        });
+        d.format_line(
+          bytes,
+          line.time_ms,
+          line.level,
+          line.context_id,
+          line.identity,
+          line.bindings,
+          Some(msg),
+          |out| push_access_members(out, line.method, line.route, line.url, line.status, line.duration_ms, line.bytes),
+        );
         ends.push(bytes.len());
         Ok(())
       });
@@ -783,8 +784,8 @@ mod tests {
 
   #[test]
   fn identity_of_a_context_without_a_record() {
-    let ids = format!("{}{}req-\"1\"\n", "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7");
-    let v = parse(&format_line(30, 1, "", LineContext::Identity(&ids), None, |_| {}, Some("m")));
+    let ids = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01req-\"1\"\n";
+    let v = parse(&format_line(30, 1, "", LineContext::Identity(ids), None, |_| {}, Some("m")));
     assert_eq!(v["requestId"], "req-\"1\"\n");
     assert_eq!(v["traceId"], "4bf92f3577b34da6a3ce929d0e0e4736");
     assert_eq!(v["spanId"], "00f067aa0ba902b7");
@@ -795,16 +796,23 @@ mod tests {
   }
 
   #[test]
-  fn lower_hex_check_matches_the_byte_ranges() {
-    for b in 0..=255u8 {
-      assert_eq!(all_lower_hex(&[b'a', b, b'0']), b.is_ascii_digit() || (b'a'..=b'f').contains(&b), "byte {b}");
+  fn an_identity_of_another_shape_is_logged_whole_as_the_request_id() {
+    let good = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-03req-1";
+    let v = parse(&format_line(30, 1, "", LineContext::Identity(good), None, |_| {}, None));
+    assert_eq!(
+      (v["requestId"].as_str(), v["traceId"].as_str()),
+      (Some("req-1"), Some("4bf92f3577b34da6a3ce929d0e0e4736"))
+    );
+    let uppercase = good.replace("4bf92f", "4BF92F");
+    let wrong_version = good.replacen("00-", "01-", 1);
+    let no_dash = good.replacen("-00f0", "x00f0", 1);
+    let bad_flags = good.replace("-03req", "-0xreq");
+    let no_request_id = &good[..55];
+    for ids in [uppercase.as_str(), &wrong_version, &no_dash, &bad_flags, no_request_id, "short"] {
+      let v = parse(&format_line(30, 1, "", LineContext::Identity(ids), None, |_| {}, None));
+      assert_eq!(v["requestId"], ids, "{ids}");
+      assert!(v.get("traceId").is_none(), "{ids}");
     }
-    assert!(all_lower_hex(b""));
-    // An id that is not lowercase hex is logged whole as the request id.
-    let ids = format!("{}{}req-1", "4BF92F3577B34DA6A3CE929D0E0E4736", "00f067aa0ba902b7");
-    let v = parse(&format_line(30, 1, "", LineContext::Identity(&ids), None, |_| {}, None));
-    assert_eq!(v["requestId"], ids.as_str());
-    assert!(v.get("traceId").is_none());
   }
 
   #[test]
