@@ -362,6 +362,42 @@ describe('access lines', () => {
     assert.deepEqual(lines.map((l) => [l.requestId, l.userId]), Array.from({ length: count }, (_, i) => [`held-${i}`, `user-${i}`]));
   });
 
+  it('go to the writer thread in order with the other lines; past a tiny buffer "block" loses none and "drop" counts', async () => {
+    const { WRITE_ACCESS, accessMessage } = require('../lib/logger');
+    const { beginRoot, endAt } = require('../lib/request_context');
+    const message = accessMessage('request completed');
+    // Roots without a record: their batches are formatted on the writer
+    // thread, unless the buffer has no room for them.
+    const logAll = async (log, count) => {
+      for (let i = 0; i < count; i++) {
+        const ctx = beginRoot(`q-${i}`, undefined, undefined, undefined, 'GET', true);
+        log[WRITE_ACCESS](ctx, 30, 'GET', '/q/:n', `/q/${i}`, 200, 1, i, message);
+        endAt(ctx, 'ok', performance.now());
+        if (i % 97 === 0) log.info({ i }, 'between');
+        if (i % 300 === 0) await new Promise(setImmediate);
+      }
+      await log.flush();
+    };
+    const expected = [];
+    for (let i = 0; i < 3000; i++) {
+      expected.push(`/q/${i}`);
+      if (i % 97 === 0) expected.push(`between ${i}`);
+    }
+    const describeLine = (l) => (l.msg === 'between' ? `between ${l.i}` : l.url);
+    for (const bufferBytes of [undefined, 512]) {
+      const { file, log } = logTo({ bufferBytes });
+      await logAll(log, 3000);
+      assert.deepEqual(readLines(file).map(describeLine), expected, `bufferBytes ${bufferBytes}`);
+    }
+    const dropping = logTo({ bufferBytes: 512, whenFull: 'drop' });
+    await logAll(dropping.log, 3000);
+    const kept = readLines(dropping.file);
+    assert.equal(kept.length + dropping.log.dropped, expected.length);
+    assert.ok(dropping.log.dropped > 0);
+    const positions = kept.map((l) => expected.indexOf(describeLine(l)));
+    assert.ok(positions.every((at, n) => at >= 0 && (n === 0 || at > positions[n - 1])), 'what is kept keeps its order');
+  });
+
   it('to a sync destination are written at once', () => {
     const { WRITE_ACCESS, accessMessage } = require('../lib/logger');
     const { beginRoot, endAt } = require('../lib/request_context');

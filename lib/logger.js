@@ -118,7 +118,7 @@ class AccessBatch {
     accessBatches.add(this);
   }
 
-  add(ctx, level, message, bindings, method, route, url, status, durationMs, bytes) {
+  add(ctx, level, message, bindings, method, route, url, status, durationMs, bytes, time) {
     const identity = lineIdentityOf(ctx);
     const numbers = this.numbers;
     const at = this.count * ACCESS_SLOTS;
@@ -128,7 +128,7 @@ class AccessBatch {
     numbers[at + 3] = status;
     numbers[at + 4] = durationMs;
     numbers[at + 5] = bytes;
-    numbers[at + 6] = Date.now();
+    numbers[at + 6] = time;
     numbers[at + 7] = identity === null ? -1 : identity.length;
     numbers[at + 8] = bindings === '' ? -1 : bindings.length;
     numbers[at + 9] = method.length;
@@ -265,9 +265,10 @@ class Logger {
 
   // The middleware's access line: its members go into the destination's
   // access batch as they are, with no object to serialize. `message` is
-  // { text, id } from accessMessage(). Pretty output and redaction take the
+  // { text, id } from accessMessage(); `time` is the line's wall-clock time
+  // in ms, when the caller has it. Pretty output and redaction take the
   // general path.
-  [WRITE_ACCESS](ctx, level, method, route, url, status, durationMs, bytes, message) {
+  [WRITE_ACCESS](ctx, level, method, route, url, status, durationMs, bytes, message, time = Date.now()) {
     if (level < this.#level) return;
     const shared = this.#shared;
     if (shared.pretty || shared.redact !== undefined) {
@@ -275,7 +276,7 @@ class Logger {
       return;
     }
     if (ctx.ended) ctx.noteUse('a log line');
-    shared.access.add(ctx, level, message.id, this.#bindings, method, route, url, status, durationMs, bytes);
+    shared.access.add(ctx, level, message.id, this.#bindings, method, route, url, status, durationMs, bytes, time);
   }
 }
 

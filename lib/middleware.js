@@ -4,7 +4,7 @@
 // and one "request completed" line logged with it. Koa and Fastify adapters
 // wrap the same middleware.
 const http = require('node:http');
-const { RequestContext, isValidRequestId, beginRoot, elapsedOf, endAt } = require('./request_context');
+const { RequestContext, isValidRequestId, beginRoot, elapsedOf, endAt, wallTimeAt } = require('./request_context');
 const { bindToCurrentContext, v8Major } = require('./frame');
 const { createLogger, LEVELS, WRITE_IN, WRITE_ACCESS, accessMessage } = require('./logger');
 const { invalidArgType, invalidArgValue, validateFunction, validateObject } = require('./errors');
@@ -166,7 +166,7 @@ function ambientMiddleware(options = {}) {
       const err = failedWith.get(res);
       const bytes = bodyBytes.get(res);
       if (own && !aborted && !err) {
-        log[WRITE_ACCESS](ctx, levelValue, req.method, routeOf(req), url, res.statusCode, durationMs, bytes, completed);
+        log[WRITE_ACCESS](ctx, levelValue, req.method, routeOf(req), url, res.statusCode, durationMs, bytes, completed, wallTimeAt(now));
       } else {
         const line = { method: req.method, route: routeOf(req), url, status: aborted ? undefined : res.statusCode, durationMs, bytes };
         if (err) line.err = err;

@@ -225,6 +225,9 @@ function publish() {
 let lineIdentityOf;
 let elapsedOf;
 let endAt;
+// The wall-clock time of a performance.now() reading, in ms: one clock read
+// serves a request's end and its access line.
+const wallTimeAt = (now) => wallOffset + now;
 let beginRoot;
 
 const FLAG_SAMPLED = 1;
@@ -1045,4 +1048,4 @@ function deadlineOptions(options) {
   return { ms: deadlineMs, onDeadline, armed: false, controller: new AbortController() };
 }
 
-module.exports = { RequestContext, DeadlineExceededError, isValidRequestId, beginRoot, lineIdentityOf, elapsedOf, endAt };
+module.exports = { RequestContext, DeadlineExceededError, isValidRequestId, beginRoot, lineIdentityOf, elapsedOf, endAt, wallTimeAt };

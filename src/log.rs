@@ -13,7 +13,7 @@ use napi_derive::napi;
 
 use crate::ids::{split_identity, RequestId};
 use crate::store::{FieldValue, Record, STORE};
-use crate::writer::{Sink, WhenFull, Writer};
+use crate::writer::{DeferredLines, Sink, WhenFull, Writer};
 
 /// Largest integer a JS reader gets back exactly from a JSON number.
 const MAX_SAFE_INTEGER: i64 = (1 << 53) - 1;
@@ -202,7 +202,7 @@ pub struct LogDestination {
 struct Destination {
   writer: Arc<Writer>,
   sync: bool,
-  prefix: String,
+  prefix: Arc<str>,
 }
 
 impl Destination {
@@ -346,7 +346,7 @@ impl NativeLogDestination {
     let destination = Arc::new(Destination {
       writer: Writer::start(sink, capacity, when_full),
       sync: options.sync.unwrap_or(false),
-      prefix: options.prefix,
+      prefix: options.prefix.into(),
     });
     let mut all = DESTINATIONS.write().unwrap_or_else(|e| e.into_inner());
     all.push(destination.clone());
@@ -454,14 +454,33 @@ const ACCESS_STRINGS: usize = 5;
 /// units, as JS does, so `text` crosses as UTF-16. The lines were logged
 /// before their contexts ended (JS reports a use after end itself).
 /// Returns how many lines were dropped because the buffer was full.
+///
+/// A batch with no line of a context with a record (whose line reads the
+/// record as it is now) goes to the writer thread as it came, and is
+/// formatted there: the event loop's thread only copies it across.
 #[napi(catch_unwind)]
 pub fn log_access_batch(handle: u32, text: Utf16String, numbers: Float64ArraySlice, count: u32) -> Result<u32> {
   let messages = ACCESS_MESSAGES.read().unwrap_or_else(|e| e.into_inner());
+  let numbers = numbers.as_ref();
+  let count = count as usize;
   with_destination(handle, |d| {
+    if !d.sync && can_defer(text.len(), numbers, count, messages.len()) {
+      let deferred = Box::new(DeferredAccessBatch {
+        text: text.to_vec(),
+        numbers: numbers[..count * ACCESS_SLOTS].to_vec(),
+        count,
+        prefix: d.prefix.clone(),
+      });
+      // When there is no room for it now, it is formatted here, and the
+      // writer's policy (block or drop) applies line by line.
+      if d.writer.push_deferred(deferred).is_ok() {
+        return Ok(0);
+      }
+    }
     BATCH.with_borrow_mut(|(bytes, ends)| {
       bytes.clear();
       ends.clear();
-      let formatted = each_access_line(&text, numbers.as_ref(), count as usize, malformed_batch, |line| {
+      let formatted = each_access_line(&text, numbers, count, malformed_batch, |line| {
         let msg = messages.get(line.message as usize).ok_or_else(malformed_batch)?;
         d.format_line(
           bytes,
@@ -485,6 +504,78 @@ pub fn log_access_batch(handle: u32, text: Utf16String, numbers: Float64ArraySli
       formatted.and(dropped)
     })
   })
+}
+
+/// Whether a batch may be formatted later on the writer thread: it is well
+/// formed (so formatting it cannot fail: `each_access_line` makes the same
+/// checks), and no line reads a record.
+fn can_defer(text_len: usize, numbers: &[f64], count: usize, messages: usize) -> bool {
+  if numbers.len() / ACCESS_SLOTS < count {
+    return false;
+  }
+  let mut at = 0usize;
+  for slots in numbers.chunks_exact(ACCESS_SLOTS).take(count) {
+    let has_identity = slots[ACCESS_SLOTS - ACCESS_STRINGS] >= 0.0;
+    let reads_record = slots[0] >= 0.0 && !has_identity;
+    let known_message = slots[2] >= 0.0 && (slots[2] as usize) < messages;
+    if reads_record || !known_message {
+      return false;
+    }
+    for &len in &slots[ACCESS_SLOTS - ACCESS_STRINGS..] {
+      if len >= 0.0 {
+        at = at.saturating_add(len as usize);
+      }
+    }
+  }
+  at <= text_len
+}
+
+/// Bytes of an access line beyond its strings and the logger's prefix (the
+/// keys, ids, numbers and message), for the writer's bound.
+const ACCESS_LINE_EXTRA: usize = 192;
+
+/// An access batch as it came from JS, formatted on the writer thread.
+struct DeferredAccessBatch {
+  text: Vec<u16>,
+  numbers: Vec<f64>,
+  count: usize,
+  prefix: Arc<str>,
+}
+
+impl DeferredLines for DeferredAccessBatch {
+  fn lines(&self) -> usize {
+    self.count
+  }
+
+  fn size_hint(&self) -> usize {
+    self.text.len() + self.count * (self.prefix.len() + ACCESS_LINE_EXTRA)
+  }
+
+  fn format_into(&self, out: &mut Vec<u8>) {
+    let messages = ACCESS_MESSAGES.read().unwrap_or_else(|e| e.into_inner());
+    // can_defer() checked the batch, so this cannot fail.
+    let _ = each_access_line(
+      &self.text,
+      &self.numbers,
+      self.count,
+      || (),
+      |line| {
+        let context = line.identity.map_or(LineContext::None, LineContext::Identity);
+        let msg = messages.get(line.message as usize).map(|m| &**m);
+        format_line_into(
+          out,
+          line.level,
+          line.time_ms,
+          &self.prefix,
+          context,
+          line.bindings,
+          |out| push_access_members(out, line.method, line.route, line.url, line.status, line.duration_ms, line.bytes),
+          msg,
+        );
+        Ok(())
+      },
+    );
+  }
 }
 
 fn malformed_batch() -> Error {
@@ -683,6 +774,58 @@ mod tests {
       }
     }
     (text, numbers)
+  }
+
+  #[test]
+  fn only_well_formed_batches_without_a_record_line_are_deferred() {
+    let ids = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-03req-1";
+    let (text, numbers) =
+      access_batch(&[(Some(ids), None, "GET", Some("/r"), "/r"), (Some(ids), Some("\"k\":1"), "PUT", None, "/")]);
+    assert!(can_defer(text.len(), &numbers, 2, 1));
+    assert!(!can_defer(text.len() - 1, &numbers, 2, 1), "text shorter than its lengths");
+    assert!(!can_defer(text.len(), &numbers[..ACCESS_SLOTS], 2, 1), "too few numbers");
+    assert!(!can_defer(text.len(), &numbers, 2, 0), "a message that was never registered");
+    // A line of a context with a record (an id, no identity) reads the store now.
+    let (text, numbers) = access_batch(&[(Some(ids), None, "GET", None, "/"), (None, None, "GET", None, "/")]);
+    assert!(!can_defer(text.len(), &numbers, 2, 1));
+    // No context at all: nothing to read.
+    let mut outside = numbers.clone();
+    outside[ACCESS_SLOTS] = -1.0;
+    assert!(can_defer(text.len(), &outside, 2, 1));
+  }
+
+  #[test]
+  fn a_deferred_batch_formats_every_line_with_its_ids_and_members() {
+    let message = log_access_message("request completed".to_owned());
+    let ids = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-03req-\"1\"";
+    let (text, mut numbers) = access_batch(&[
+      (Some(ids), None, "GET", Some("/r/:n"), "/r/1\n"),
+      (None, Some("\"k\":1"), "PÖST", None, "/\u{e9}"),
+    ]);
+    numbers[2] = message as f64;
+    numbers[ACCESS_SLOTS] = -1.0;
+    numbers[ACCESS_SLOTS + 2] = message as f64;
+    let batch = DeferredAccessBatch { text, numbers, count: 2, prefix: "\"pid\":1,".into() };
+    let mut out = Vec::new();
+    batch.format_into(&mut out);
+    assert!(out.len() <= batch.size_hint());
+    let lines: Vec<&[u8]> = out.split_inclusive(|&b| b == b'\n').collect();
+    assert_eq!(lines.len(), 2);
+    let (first, second) = (parse(lines[0]), parse(lines[1]));
+    assert_eq!(first["requestId"], "req-\"1\"");
+    assert_eq!(first["traceId"], "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_eq!((first["route"].as_str(), first["url"].as_str()), (Some("/r/:n"), Some("/r/1\n")));
+    assert_eq!((first["pid"].as_i64(), first["time"].as_u64()), (Some(1), Some(1_700_000_000_000)));
+    assert_eq!(first["msg"], "request completed");
+    assert!(second.get("requestId").is_none());
+    assert_eq!(
+      (second["method"].as_str(), second["url"].as_str(), second["k"].as_i64()),
+      (Some("PÖST"), Some("/\u{e9}"), Some(1))
+    );
+    assert_eq!(
+      (second["status"].as_u64(), second["durationMs"].as_f64(), second["bytes"].as_u64()),
+      (Some(201), Some(1.5), Some(11))
+    );
   }
 
   #[test]

@@ -62,6 +62,18 @@ fn write_fd(fd: i32, mut bytes: &[u8]) -> std::io::Result<()> {
   Ok(())
 }
 
+/// Lines whose formatting waits for the writer thread: the caller hands
+/// over what they are made from, and the thread formats them right before
+/// writing, in their place among the other lines. The caller's thread then
+/// pays only for the handing over.
+pub trait DeferredLines: Send {
+  /// How many lines they are.
+  fn lines(&self) -> usize;
+  /// About how many bytes they take once formatted (for the buffer's bound).
+  fn size_hint(&self) -> usize;
+  fn format_into(&self, out: &mut Vec<u8>);
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum WhenFull {
   Block,
@@ -71,6 +83,10 @@ pub enum WhenFull {
 #[derive(Default)]
 struct State {
   pending: Vec<u8>,
+  /// Deferred lines, each with the offset in `pending` where they go.
+  deferred: Vec<(usize, Box<dyn DeferredLines>)>,
+  /// Their size hints, counted against the capacity with `pending`.
+  deferred_bytes: usize,
   /// Lines accepted / lines written, to know when a flush is complete.
   accepted: u64,
   written: u64,
@@ -83,6 +99,13 @@ struct State {
   urgent: bool,
   /// Callers blocked on `progress` (waiting for room or for a flush).
   waiting: usize,
+}
+
+impl State {
+  /// Bytes waiting, deferred lines by their size hint.
+  fn queued(&self) -> usize {
+    self.pending.len() + self.deferred_bytes
+  }
 }
 
 pub struct Writer {
@@ -137,7 +160,7 @@ impl Writer {
   /// it waits for room line by line.
   pub fn push_lines(&self, bytes: &[u8], ends: &[usize]) -> usize {
     let mut s = self.lock();
-    let before = s.pending.len();
+    let before = s.pending.len() + s.deferred_bytes;
     let mut dropped = 0;
     if before + bytes.len() <= self.capacity || s.closed {
       s.pending.extend_from_slice(bytes);
@@ -148,7 +171,7 @@ impl Writer {
         let line = &bytes[start..end];
         start = end;
         let mut kept = true;
-        while !s.pending.is_empty() && s.pending.len() + line.len() > self.capacity && !s.closed {
+        while s.queued() > 0 && s.queued() + line.len() > self.capacity && !s.closed {
           if self.when_full == WhenFull::Drop {
             kept = false;
             break;
@@ -166,15 +189,40 @@ impl Writer {
       }
       self.dropped.fetch_add(dropped as u64, Ordering::Relaxed);
     }
+    self.wake_if_needed(s, before);
+    dropped
+  }
+
+  /// Queues lines for the writer thread to format. Gives them back when
+  /// they do not fit in the buffer now, or the writer is closed: the caller
+  /// then formats them itself and pushes them, which waits or drops as the
+  /// policy says.
+  pub fn push_deferred(&self, lines: Box<dyn DeferredLines>) -> Result<(), Box<dyn DeferredLines>> {
+    let mut s = self.lock();
+    let before = s.queued();
+    let size = lines.size_hint();
+    if s.closed || (before > 0 && before + size > self.capacity) {
+      return Err(lines);
+    }
+    let at = s.pending.len();
+    s.accepted += lines.lines() as u64;
+    s.deferred_bytes += size;
+    s.deferred.push((at, lines));
+    self.wake_if_needed(s, before);
+    Ok(())
+  }
+
+  /// Wakes the thread when it sleeps, or when the buffer just passed half
+  /// full (it then writes without lingering).
+  fn wake_if_needed(&self, mut s: MutexGuard<'_, State>, before: usize) {
     let half = self.capacity / 2;
-    let filling = before < half && s.pending.len() >= half;
+    let filling = before < half && s.queued() >= half;
     s.urgent |= filling;
     let wake = s.asleep || filling;
     drop(s);
     if wake {
       self.work.notify_one();
     }
-    dropped
   }
 
   fn wait_for_progress<'a>(&self, mut s: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
@@ -226,13 +274,14 @@ impl Writer {
 
   fn run(&self) {
     let mut batch = Vec::new();
+    let mut assembled = Vec::new();
     let mut empty_polls = 0;
     loop {
-      let (lines_before, closed) = {
+      let (lines_before, closed, deferred) = {
         let mut s = self.lock();
         if empty_polls >= IDLE_POLLS {
           s.asleep = true;
-          while s.pending.is_empty() && !s.closed && !s.urgent {
+          while s.queued() == 0 && !s.closed && !s.urgent {
             s = self.work.wait(s).unwrap_or_else(|e| e.into_inner());
           }
           s.asleep = false;
@@ -243,25 +292,59 @@ impl Writer {
         }
         s.urgent = false;
         std::mem::swap(&mut batch, &mut s.pending);
+        let deferred = std::mem::take(&mut s.deferred);
+        s.deferred_bytes = 0;
         // Room was just made: let blocked pushers go on before the slow write.
         self.notify_progress(&s);
-        (s.accepted, s.closed)
+        (s.accepted, s.closed, deferred)
       };
-      empty_polls = if batch.is_empty() { empty_polls + 1 } else { 0 };
-      if !batch.is_empty() {
-        let result = self.sink.lock().unwrap_or_else(|e| e.into_inner()).write_all(&batch);
+      let idle = batch.is_empty() && deferred.is_empty();
+      empty_polls = if idle { empty_polls + 1 } else { 0 };
+      if !idle {
+        let (out, format_error) = Self::assemble(&batch, deferred, &mut assembled);
+        let result = self.sink.lock().unwrap_or_else(|e| e.into_inner()).write_all(out);
         batch.clear();
+        assembled.clear();
         let mut s = self.lock();
         if let Err(e) = result {
           s.error = Some(e.to_string());
+        } else if let Some(e) = format_error {
+          s.error = Some(e);
         }
         s.written = lines_before;
         self.notify_progress(&s);
       }
-      if closed && self.lock().pending.is_empty() {
+      if closed && self.lock().queued() == 0 {
         return;
       }
     }
+  }
+
+  /// The bytes to write: `batch` as it is, or with the deferred lines
+  /// formatted into their places (in `assembled`). A panic while formatting
+  /// costs those lines, not the thread: it is reported as the write error.
+  fn assemble<'a>(
+    batch: &'a [u8],
+    deferred: Vec<(usize, Box<dyn DeferredLines>)>,
+    assembled: &'a mut Vec<u8>,
+  ) -> (&'a [u8], Option<String>) {
+    if deferred.is_empty() {
+      return (batch, None);
+    }
+    let mut error = None;
+    let mut from = 0;
+    for (at, lines) in deferred {
+      assembled.extend_from_slice(&batch[from..at]);
+      from = at;
+      let start = assembled.len();
+      let formatted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| lines.format_into(assembled)));
+      if formatted.is_err() {
+        assembled.truncate(start);
+        error = Some("formatting deferred log lines panicked".to_owned());
+      }
+    }
+    assembled.extend_from_slice(&batch[from..]);
+    (assembled, error)
   }
 }
 
@@ -380,6 +463,85 @@ mod tests {
     assert_eq!(dropped as u64, w.dropped.load(Ordering::Relaxed));
     assert_eq!(kept + dropped, 1000);
     assert!(dropped > 0, "a 64-byte buffer cannot take 20 lines of 10 bytes at once");
+    w.close();
+    let _ = std::fs::remove_file(&path);
+  }
+
+  /// Deferred lines `line {i}` for `from..from + count`, or a panic when
+  /// formatted.
+  struct Numbered {
+    from: usize,
+    count: usize,
+    panics: bool,
+  }
+
+  impl DeferredLines for Numbered {
+    fn lines(&self) -> usize {
+      self.count
+    }
+    fn size_hint(&self) -> usize {
+      self.count * 10
+    }
+    fn format_into(&self, out: &mut Vec<u8>) {
+      out.extend_from_slice(b"partial");
+      assert!(!self.panics, "formatting failed");
+      out.truncate(out.len() - 7);
+      out.extend_from_slice(&numbered_lines(self.from, self.count).0);
+    }
+  }
+
+  #[test]
+  fn deferred_lines_are_formatted_in_their_place_among_the_others() {
+    let path = temp_path("deferred");
+    let w = Writer::start(Sink::open(path.to_str().unwrap()).unwrap(), 1 << 20, WhenFull::Block);
+    let mut next = 0;
+    for round in 0..300 {
+      let count = round % 7 + 1;
+      if round % 2 == 0 {
+        assert!(w.push_deferred(Box::new(Numbered { from: next, count, panics: false })).is_ok());
+      } else {
+        let (bytes, ends) = numbered_lines(next, count);
+        assert_eq!(w.push_lines(&bytes, &ends), 0);
+      }
+      next += count;
+      if round % 50 == 0 {
+        std::thread::sleep(LINGER);
+      }
+    }
+    assert_eq!(w.flush(), None);
+    let expected: String = (0..next).map(|i| format!("line {i:04}\n")).collect();
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), expected);
+    w.close();
+    let _ = std::fs::remove_file(&path);
+  }
+
+  #[test]
+  fn deferred_lines_that_do_not_fit_or_come_after_close_are_given_back() {
+    let path = temp_path("deferred-full");
+    let w = Writer::start(Sink::open(path.to_str().unwrap()).unwrap(), 64, WhenFull::Block);
+    // An empty buffer takes any batch; a second one past the bound is refused.
+    assert!(w.push_deferred(Box::new(Numbered { from: 0, count: 5, panics: false })).is_ok());
+    let refused = w.push_deferred(Box::new(Numbered { from: 5, count: 5, panics: false }));
+    assert_eq!(refused.err().map(|lines| lines.lines()), Some(5));
+    assert_eq!(w.flush(), None);
+    w.close();
+    assert!(w.push_deferred(Box::new(Numbered { from: 5, count: 1, panics: false })).is_err());
+    let expected: String = (0..5).map(|i| format!("line {i:04}\n")).collect();
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), expected);
+    let _ = std::fs::remove_file(&path);
+  }
+
+  #[test]
+  fn a_panic_while_formatting_costs_those_lines_not_the_thread() {
+    let path = temp_path("deferred-panic");
+    let w = Writer::start(Sink::open(path.to_str().unwrap()).unwrap(), 1 << 20, WhenFull::Block);
+    assert!(w.push(b"before\n"));
+    assert!(w.push_deferred(Box::new(Numbered { from: 0, count: 3, panics: true })).is_ok());
+    assert!(w.push(b"after\n"));
+    assert_eq!(w.flush().as_deref(), Some("formatting deferred log lines panicked"));
+    assert!(w.push(b"later\n"));
+    w.flush();
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "before\nafter\nlater\n");
     w.close();
     let _ = std::fs::remove_file(&path);
   }
