@@ -464,19 +464,22 @@ pub fn log_access_batch(handle: u32, text: Utf16String, numbers: Float64ArraySli
   let numbers = numbers.as_ref();
   let count = count as usize;
   with_destination(handle, |d| {
-    if !d.sync && can_defer(text.len(), numbers, count, messages.len()) {
-      let deferred = Box::new(DeferredAccessBatch {
-        text: text.to_vec(),
+    let text = if !d.sync && can_defer(text.len(), numbers, count, messages.len()) {
+      let deferred = DeferredAccessBatch {
+        text,
         numbers: numbers[..count * ACCESS_SLOTS].to_vec(),
         count,
         prefix: d.prefix.clone(),
-      });
+      };
       // When there is no room for it now, it is formatted here, and the
       // writer's policy (block or drop) applies line by line.
-      if d.writer.push_deferred(deferred).is_ok() {
-        return Ok(0);
+      match d.writer.push_deferred(deferred) {
+        Ok(()) => return Ok(0),
+        Err(given_back) => given_back.text,
       }
-    }
+    } else {
+      text
+    };
     BATCH.with_borrow_mut(|(bytes, ends)| {
       bytes.clear();
       ends.clear();
@@ -536,7 +539,7 @@ const ACCESS_LINE_EXTRA: usize = 192;
 
 /// An access batch as it came from JS, formatted on the writer thread.
 struct DeferredAccessBatch {
-  text: Vec<u16>,
+  text: Utf16String,
   numbers: Vec<f64>,
   count: usize,
   prefix: Arc<str>,
@@ -805,7 +808,7 @@ mod tests {
     numbers[2] = message as f64;
     numbers[ACCESS_SLOTS] = -1.0;
     numbers[ACCESS_SLOTS + 2] = message as f64;
-    let batch = DeferredAccessBatch { text, numbers, count: 2, prefix: "\"pid\":1,".into() };
+    let batch = DeferredAccessBatch { text: text.into(), numbers, count: 2, prefix: "\"pid\":1,".into() };
     let mut out = Vec::new();
     batch.format_into(&mut out);
     assert!(out.len() <= batch.size_hint());

@@ -197,7 +197,7 @@ impl Writer {
   /// they do not fit in the buffer now, or the writer is closed: the caller
   /// then formats them itself and pushes them, which waits or drops as the
   /// policy says.
-  pub fn push_deferred(&self, lines: Box<dyn DeferredLines>) -> Result<(), Box<dyn DeferredLines>> {
+  pub fn push_deferred<L: DeferredLines + 'static>(&self, lines: L) -> Result<(), L> {
     let mut s = self.lock();
     let before = s.queued();
     let size = lines.size_hint();
@@ -207,7 +207,7 @@ impl Writer {
     let at = s.pending.len();
     s.accepted += lines.lines() as u64;
     s.deferred_bytes += size;
-    s.deferred.push((at, lines));
+    s.deferred.push((at, Box::new(lines)));
     self.wake_if_needed(s, before);
     Ok(())
   }
@@ -498,7 +498,7 @@ mod tests {
     for round in 0..300 {
       let count = round % 7 + 1;
       if round % 2 == 0 {
-        assert!(w.push_deferred(Box::new(Numbered { from: next, count, panics: false })).is_ok());
+        assert!(w.push_deferred(Numbered { from: next, count, panics: false }).is_ok());
       } else {
         let (bytes, ends) = numbered_lines(next, count);
         assert_eq!(w.push_lines(&bytes, &ends), 0);
@@ -520,12 +520,12 @@ mod tests {
     let path = temp_path("deferred-full");
     let w = Writer::start(Sink::open(path.to_str().unwrap()).unwrap(), 64, WhenFull::Block);
     // An empty buffer takes any batch; a second one past the bound is refused.
-    assert!(w.push_deferred(Box::new(Numbered { from: 0, count: 5, panics: false })).is_ok());
-    let refused = w.push_deferred(Box::new(Numbered { from: 5, count: 5, panics: false }));
+    assert!(w.push_deferred(Numbered { from: 0, count: 5, panics: false }).is_ok());
+    let refused = w.push_deferred(Numbered { from: 5, count: 5, panics: false });
     assert_eq!(refused.err().map(|lines| lines.lines()), Some(5));
     assert_eq!(w.flush(), None);
     w.close();
-    assert!(w.push_deferred(Box::new(Numbered { from: 5, count: 1, panics: false })).is_err());
+    assert!(w.push_deferred(Numbered { from: 5, count: 1, panics: false }).is_err());
     let expected: String = (0..5).map(|i| format!("line {i:04}\n")).collect();
     assert_eq!(std::fs::read_to_string(&path).unwrap(), expected);
     let _ = std::fs::remove_file(&path);
@@ -536,7 +536,7 @@ mod tests {
     let path = temp_path("deferred-panic");
     let w = Writer::start(Sink::open(path.to_str().unwrap()).unwrap(), 1 << 20, WhenFull::Block);
     assert!(w.push(b"before\n"));
-    assert!(w.push_deferred(Box::new(Numbered { from: 0, count: 3, panics: true })).is_ok());
+    assert!(w.push_deferred(Numbered { from: 0, count: 3, panics: true }).is_ok());
     assert!(w.push(b"after\n"));
     assert_eq!(w.flush().as_deref(), Some("formatting deferred log lines panicked"));
     assert!(w.push(b"later\n"));
