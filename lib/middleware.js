@@ -19,10 +19,14 @@ const { invalidArgType, invalidArgValue, validateFunction, validateObject } = re
 // bindToCurrentContext).
 const BOUND_EVENTS = new Set(['data', 'end', 'finish', 'close', 'error', 'readable', 'aborted']);
 let listenersHooked = false;
+// ServerResponse#on as it was before the hook: the middleware's own
+// listeners are added outside the context and need no look at it.
+let addResponseListener;
 
 function hookListeners() {
   if (listenersHooked) return;
   listenersHooked = true;
+  addResponseListener = http.ServerResponse.prototype.on;
   for (const proto of [http.IncomingMessage.prototype, http.ServerResponse.prototype]) {
     for (const method of ['on', 'addListener', 'prependListener']) {
       const add = proto[method];
@@ -154,8 +158,9 @@ function ambientMiddleware(options = {}) {
     // inject(), light-my-request) emit 'finish' and never 'close'. So the
     // first of the two ends the request, and only a 'close' before the
     // response finished means the client went away. 'finish' passes no
-    // argument, so `complete` serves it as it is. Added outside the context
-    // (they are passed in), so no binding is made for them.
+    // argument, so `complete` serves it as it is. They take the context as
+    // `ctx` rather than from where they run, so they are added around the
+    // listener hook: nothing to bind.
     let ended = false;
     const complete = (aborted = false) => {
       if (ended) return;
@@ -179,8 +184,8 @@ function ambientMiddleware(options = {}) {
       }
       endAt(ctx, aborted ? 'aborted' : res.statusCode >= 500 ? 'error' : 'ok', now);
     };
-    res.on('finish', complete);
-    res.on('close', () => complete(!res.writableFinished));
+    addResponseListener.call(res, 'finish', complete);
+    addResponseListener.call(res, 'close', () => complete(!res.writableFinished));
     if (rejected !== undefined) write(ctx, 'debug', { reason: rejected }, 'incoming request id replaced by a generated one');
     if (logStart) write(ctx, level, { method: req.method, url: req.originalUrl ?? req.url }, 'request started');
     ctx.run(next);

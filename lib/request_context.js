@@ -401,18 +401,11 @@ class RequestContext {
     if (token !== CONSTRUCT) {
       throw new TypeError('RequestContext has no public constructor; use RequestContext.run() or RequestContext.begin()');
     }
+    // A root begun in JS: beginRoot() sets its fields, with no object in
+    // between.
+    if (source === undefined) return;
     this.#name = source.name;
     const info = source.info;
-    if (source.ids !== undefined) {
-      // A root begun in JS.
-      this.#id = source.id;
-      this.#ids = source.ids;
-      this.#flags = source.flags;
-      this.#start = source.start;
-      // Bit 8: the request id came from the pool (Rust keeps it as a UUID).
-      if (source.generated) this.#flags |= GENERATED;
-      return;
-    }
     versions ??= native.contextVersions();
     if (info !== undefined) {
       // Attached from another thread: everything came as one object.
@@ -556,9 +549,13 @@ class RequestContext {
         if (requestId !== undefined) ids = own + requestId;
         else ids = sampled ? text.slice(at, at + POOL_ENTRY) : own + text.slice(at + TRACEPARENT_END, at + POOL_ENTRY);
       }
-      const ctx = new RequestContext(CONSTRUCT, {
-        kind: 'root', id: pool.nextId - 1, ids, flags, start: now, name, generated: requestId === undefined,
-      });
+      const ctx = new RequestContext(CONSTRUCT, undefined);
+      ctx.#id = pool.nextId - 1;
+      ctx.#ids = ids;
+      // Bit 8: the request id came from the pool (Rust keeps it as a UUID).
+      ctx.#flags = requestId === undefined ? flags | GENERATED : flags;
+      ctx.#start = now;
+      ctx.#name = name;
       if (parentSpanId !== undefined || tracestate || baggage) {
         const rare = ctx.#rareData();
         rare.parentSpanId = parentSpanId;
