@@ -19,8 +19,8 @@ const { invalidArgType, invalidArgValue, validateFunction, validateObject } = re
 // bindToCurrentContext).
 const BOUND_EVENTS = new Set(['data', 'end', 'finish', 'close', 'error', 'readable', 'aborted']);
 let listenersHooked = false;
-// ServerResponse#on as it was before the hook: the middleware's own
-// listeners are added outside the context and need no look at it.
+// ServerResponse#on as it was before the hook, for the middleware's own
+// listeners: they are handed their context, so they need no binding.
 let addResponseListener;
 
 function hookListeners() {

@@ -1,9 +1,10 @@
 //! JSON log lines, pino-compatible: `{"level":30,"time":…,…,"msg":"…"}`.
 //! JS crosses once per line with the level, the current context id, the
-//! pre-serialized bindings and object, and the message (the middleware's
-//! access lines cross in batches); Rust adds the context's ids and fields
-//! from the store, escapes every string, and hands the line to the
-//! off-thread writer (`writer.rs`).
+//! pre-serialized bindings and object, and the message; Rust adds the
+//! context's ids and fields from the store, escapes every string, and hands
+//! the line to the off-thread writer (`writer.rs`). The middleware's access
+//! lines cross in batches, which the writer thread formats when none of
+//! their contexts has a record.
 
 use std::sync::{Arc, LazyLock, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -1,5 +1,6 @@
 //! The off-thread log writer: callers append whole lines to a bounded
-//! buffer; one thread per destination writes the buffer out in batches. What
+//! buffer, or hand over lines for the thread to format (`DeferredLines`);
+//! one thread per destination writes the buffer out in batches. What
 //! happens when the buffer is full is the caller's choice: block until there
 //! is room, or drop the line and count it. `flush` waits until every line
 //! accepted so far has reached the destination.
