@@ -31,7 +31,8 @@ function bars(title, rows, x, y, width) {
 const width = 760;
 let y = 30;
 let body = '';
-const expressRows = express.results.map((r) => ({
+// A run may also hold an earlier build (ambient@DIR), for the tables only.
+const expressRows = express.results.filter((r) => !r.variant.startsWith('ambient@')).map((r) => ({
   label: r.variant,
   value: r.rps,
   text: `${fmt(r.rps)} req/s${r.variant === 'bare' ? '' : ` (−${(r.overhead * 100).toFixed(1)}%)`}`,
