@@ -461,10 +461,10 @@ const ACCESS_STRINGS: usize = 5;
 /// formatted there: the event loop's thread only copies it across.
 #[napi(catch_unwind)]
 pub fn log_access_batch(handle: u32, text: Utf16String, numbers: Float64ArraySlice, count: u32) -> Result<u32> {
-  let messages = ACCESS_MESSAGES.read().unwrap_or_else(|e| e.into_inner());
   let numbers = numbers.as_ref();
   let count = count as usize;
   with_destination(handle, |d| {
+    let messages = ACCESS_MESSAGES.read().unwrap_or_else(|e| e.into_inner());
     let text = if !d.sync && can_defer(text.len(), numbers, count, messages.len()) {
       let deferred = DeferredAccessBatch {
         text,
@@ -481,7 +481,7 @@ pub fn log_access_batch(handle: u32, text: Utf16String, numbers: Float64ArraySli
     } else {
       text
     };
-    BATCH.with_borrow_mut(|(bytes, ends)| {
+    BATCH.with_borrow_mut(move |(bytes, ends)| {
       bytes.clear();
       ends.clear();
       let formatted = each_access_line(&text, numbers, count, malformed_batch, |line| {
@@ -499,6 +499,10 @@ pub fn log_access_batch(handle: u32, text: Utf16String, numbers: Float64ArraySli
         ends.push(bytes.len());
         Ok(())
       });
+      // Not held while the push may wait for the writer thread, which reads
+      // the messages too: a registration waiting in between would block
+      // both.
+      drop(messages);
       // The lines before a malformed one still go out.
       let dropped = d.deliver_lines(bytes, ends);
       // A rare huge batch does not keep its buffer.
