@@ -167,9 +167,17 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// Lowercase hex of `bytes`, appended to `out`.
 pub fn push_hex(out: &mut String, bytes: &[u8]) {
-  for b in bytes {
-    out.push(HEX[(b >> 4) as usize] as char);
-    out.push(HEX[(b & 0x0f) as usize] as char);
+  for &b in bytes {
+    let [high, low] = HEX_PAIRS[b as usize];
+    out.push(high as char);
+    out.push(low as char);
+  }
+}
+
+/// `push_hex` for a byte buffer (a log line).
+pub fn push_hex_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+  for &b in bytes {
+    out.extend_from_slice(&HEX_PAIRS[b as usize]);
   }
 }
 

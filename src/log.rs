@@ -12,7 +12,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
-use crate::ids::{split_identity, RequestId};
+use crate::ids::{push_hex_bytes, split_identity, RequestId};
 use crate::store::{FieldValue, Record, STORE};
 use crate::writer::{DeferredLines, Sink, WhenFull, Writer};
 
@@ -54,14 +54,6 @@ fn push_field_value(out: &mut Vec<u8>, value: &FieldValue) {
     // Past 2^53 a JSON number would come back wrong: keep the digits.
     FieldValue::Integer(i) => push_json_string(out, itoa::Buffer::new().format(*i)),
     FieldValue::Str(s) => push_json_string(out, s),
-  }
-}
-
-fn push_hex_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
-  const HEX: &[u8; 16] = b"0123456789abcdef";
-  for b in bytes {
-    out.push(HEX[(b >> 4) as usize]);
-    out.push(HEX[(b & 0x0f) as usize]);
   }
 }
 
@@ -233,7 +225,7 @@ impl Destination {
   ) -> Result<u32> {
     LINE.with_borrow_mut(|line| {
       line.clear();
-      let flags = self.format_line(line, time_ms, level, context_id, identity, bindings, msg, body);
+      let flags = format_line_in_context(line, &self.prefix, time_ms, level, context_id, identity, bindings, msg, body);
       let delivered = self.deliver(line);
       // A rare huge line does not keep its buffer.
       if line.capacity() > 64 * 1024 {
@@ -241,44 +233,6 @@ impl Destination {
       }
       Ok(flags | delivered?)
     })
-  }
-
-  /// Appends one line to `out`, its context read from the store when it has
-  /// a record. Returns USED_AFTER_END when that record had ended.
-  #[allow(clippy::too_many_arguments)]
-  fn format_line(
-    &self,
-    out: &mut Vec<u8>,
-    time_ms: u64,
-    level: u32,
-    context_id: f64,
-    identity: Option<&str>,
-    bindings: Option<&str>,
-    msg: Option<&str>,
-    body: impl Fn(&mut Vec<u8>),
-  ) -> u32 {
-    let prefix = &self.prefix;
-    if let Some(ids) = identity {
-      format_line_into(out, level, time_ms, prefix, LineContext::Identity(ids), bindings, &body, msg);
-    } else if context_id >= 0.0 {
-      let start = out.len();
-      match STORE.with(context_id as u64, |r| {
-        format_line_into(out, level, time_ms, prefix, LineContext::Record(r), bindings, &body, msg);
-        r.ended.is_some()
-      }) {
-        // JS counts it and warns once (RequestContext#noteUse).
-        Ok(true) => return USED_AFTER_END,
-        Ok(false) => {}
-        // Released already: log without it rather than lose the line.
-        Err(_) => {
-          out.truncate(start);
-          format_line_into(out, level, time_ms, prefix, LineContext::None, bindings, &body, msg);
-        }
-      }
-    } else {
-      format_line_into(out, level, time_ms, prefix, LineContext::None, bindings, &body, msg);
-    }
-    0
   }
 
   /// Delivers the whole lines of `bytes`, cut at `ends`, at once. Returns
@@ -291,6 +245,58 @@ impl Destination {
       Ok(self.writer.push_lines(bytes, ends) as u32)
     }
   }
+}
+
+/// Appends one line to `out`, its context read from the store when it has a
+/// record. Returns USED_AFTER_END when that record had ended.
+#[allow(clippy::too_many_arguments)]
+fn format_line_in_context(
+  out: &mut Vec<u8>,
+  prefix: &str,
+  time_ms: u64,
+  level: u32,
+  context_id: f64,
+  identity: Option<&str>,
+  bindings: Option<&str>,
+  msg: Option<&str>,
+  body: impl Fn(&mut Vec<u8>),
+) -> u32 {
+  if let Some(ids) = identity {
+    format_line_into(out, level, time_ms, prefix, LineContext::Identity(ids), bindings, &body, msg);
+  } else if context_id >= 0.0 {
+    let start = out.len();
+    match STORE.with(context_id as u64, |r| {
+      format_line_into(out, level, time_ms, prefix, LineContext::Record(r), bindings, &body, msg);
+      r.ended.is_some()
+    }) {
+      // JS counts it and warns once (RequestContext#noteUse).
+      Ok(true) => return USED_AFTER_END,
+      Ok(false) => {}
+      // Released already: log without it rather than lose the line.
+      Err(_) => {
+        out.truncate(start);
+        format_line_into(out, level, time_ms, prefix, LineContext::None, bindings, &body, msg);
+      }
+    }
+  } else {
+    format_line_into(out, level, time_ms, prefix, LineContext::None, bindings, &body, msg);
+  }
+  0
+}
+
+/// One line of an access batch, appended to `out`, on either thread.
+fn format_access_line(out: &mut Vec<u8>, prefix: &str, line: &AccessLine, msg: Option<&str>) {
+  format_line_in_context(
+    out,
+    prefix,
+    line.time_ms,
+    line.level,
+    line.context_id,
+    line.identity,
+    line.bindings,
+    msg,
+    |out| push_access_members(out, line.method, line.route, line.url, line.status, line.duration_ms, line.bytes),
+  );
 }
 
 thread_local! {
@@ -486,16 +492,7 @@ pub fn log_access_batch(handle: u32, text: Utf16String, numbers: Float64ArraySli
       ends.clear();
       let formatted = each_access_line(&text, numbers, count, malformed_batch, |line| {
         let msg = messages.get(line.message as usize).ok_or_else(malformed_batch)?;
-        d.format_line(
-          bytes,
-          line.time_ms,
-          line.level,
-          line.context_id,
-          line.identity,
-          line.bindings,
-          Some(msg),
-          |out| push_access_members(out, line.method, line.route, line.url, line.status, line.duration_ms, line.bytes),
-        );
+        format_access_line(bytes, &d.prefix, &line, Some(msg));
         ends.push(bytes.len());
         Ok(())
       });
@@ -568,18 +565,7 @@ impl DeferredLines for DeferredAccessBatch {
       self.count,
       || (),
       |line| {
-        let context = line.identity.map_or(LineContext::None, LineContext::Identity);
-        let msg = messages.get(line.message as usize).map(|m| &**m);
-        format_line_into(
-          out,
-          line.level,
-          line.time_ms,
-          &self.prefix,
-          context,
-          line.bindings,
-          |out| push_access_members(out, line.method, line.route, line.url, line.status, line.duration_ms, line.bytes),
-          msg,
-        );
+        format_access_line(out, &self.prefix, &line, messages.get(line.message as usize).map(|m| &**m));
         Ok(())
       },
     );

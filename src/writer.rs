@@ -161,7 +161,7 @@ impl Writer {
   /// it waits for room line by line.
   pub fn push_lines(&self, bytes: &[u8], ends: &[usize]) -> usize {
     let mut s = self.lock();
-    let before = s.pending.len() + s.deferred_bytes;
+    let before = s.queued();
     let mut dropped = 0;
     if before + bytes.len() <= self.capacity || s.closed {
       s.pending.extend_from_slice(bytes);
