@@ -543,11 +543,13 @@ class RequestContext {
       } else {
         tracestate = undefined;
       }
-      if (ids === undefined) {
-        // The pool's entries are sampled roots (flags 03).
+      if (ids === undefined && sampled && requestId === undefined) {
+        // The middleware's common case: the pool entry as it is (entries
+        // are sampled roots, flags 03).
+        ids = text.slice(at, at + POOL_ENTRY);
+      } else if (ids === undefined) {
         const own = sampled ? text.slice(at, at + TRACEPARENT_END) : text.slice(at, at + FLAGS_AT) + HEX_BYTE[flags];
-        if (requestId !== undefined) ids = own + requestId;
-        else ids = sampled ? text.slice(at, at + POOL_ENTRY) : own + text.slice(at + TRACEPARENT_END, at + POOL_ENTRY);
+        ids = own + (requestId ?? text.slice(at + TRACEPARENT_END, at + POOL_ENTRY));
       }
       const ctx = new RequestContext(CONSTRUCT, undefined);
       ctx.#id = pool.nextId - 1;
