@@ -17,7 +17,7 @@
 //          [--variants ambient,ambient@DIR,pino] [--json out.json]
 //        node benchmark/access-line.js --child <variant> <thread|process>
 const path = require('node:path');
-const { parseArgs, runRounds } = require('./harness');
+const { parseArgs, runRounds, variantList, checkoutOf } = require('./harness');
 
 const BATCH = 25;
 const LINES = 200_000;
@@ -53,8 +53,7 @@ function pinoLines() {
 
 async function child(variant, scope) {
   if (typeof process.threadCpuUsage !== 'function') throw new Error('process.threadCpuUsage() needs Node >= 23.9');
-  const lines = variant === 'pino' ? pinoLines() :
-    ambientLines(variant.startsWith('ambient@') ? path.resolve(variant.slice('ambient@'.length)) : path.join(__dirname, '..'));
+  const lines = variant === 'pino' ? pinoLines() : ambientLines(checkoutOf(variant));
   const usage = scope === 'thread' ? process.threadCpuUsage : process.cpuUsage;
   const run = async (n) => {
     for (let done = 0; done < n; done += BATCH) {
@@ -78,7 +77,7 @@ async function child(variant, scope) {
 function main() {
   const argv = process.argv.slice(2);
   const options = parseArgs(argv);
-  const list = argv.includes('--variants') ? argv[argv.indexOf('--variants') + 1].split(',') : ['ambient', 'pino'];
+  const list = variantList(argv, ['ambient', 'pino']);
   const scenarios = ['thread', 'process'].map((scope) => ({
     label: scope, variants: list, file: __filename, args: (v) => ['--child', v, scope],
   }));

@@ -4,8 +4,8 @@
 // /dev/null. Used by express-server.js (over loopback) and by
 // middleware.js (in-process).
 const fs = require('node:fs');
-const path = require('node:path');
 const { randomUUID } = require('node:crypto');
+const { checkoutOf, variantList } = require('./harness');
 
 const devNull = () => fs.createWriteStream('/dev/null');
 // ambient's middleware logging to /dev/null, from this checkout or another.
@@ -132,7 +132,7 @@ function spin(app, us) {
 // another checkout, to compare two builds side by side in one run.
 function applyVariant(app, variant) {
   if (/^spin-\d+$/.test(variant)) spin(app, Number(variant.slice(5)));
-  else if (variant.startsWith('ambient@')) useAmbient(app, path.resolve(variant.slice('ambient@'.length)));
+  else if (variant.startsWith('ambient@')) useAmbient(app, checkoutOf(variant));
   else if (Object.hasOwn(setups, variant)) setups[variant](app);
   else throw new Error(`unknown variant ${variant}`);
 }
@@ -149,8 +149,7 @@ function helloApp(variant) {
 // above) or the issue's list, bare first either way.
 const COMPARED = ['bare', 'ambient', 'pino-http', 'cls-rtracer + pino', 'express-http-context + winston', 'morgan'];
 function variantsFrom(argv, compared = COMPARED) {
-  const variants = argv.includes('--variants') ? argv[argv.indexOf('--variants') + 1].split(',') : compared;
-  return ['bare', ...variants.filter((v) => v !== 'bare')];
+  return ['bare', ...variantList(argv, compared).filter((v) => v !== 'bare')];
 }
 
 module.exports = { applyVariant, helloApp, variantsFrom, COMPARED };

@@ -3,6 +3,7 @@
 // variants alternating within a round (order flipped every other round),
 // medians across rounds.
 const { execFileSync } = require('node:child_process');
+const path = require('node:path');
 
 function median(xs) {
   const s = xs.slice().sort((a, b) => a - b);
@@ -48,4 +49,15 @@ function runRounds({ rounds, nodes }, scenarios) {
   return results;
 }
 
-module.exports = { median, measure, parseArgs, runRounds };
+// `--variants a,b,c`, or `fallback`.
+function variantList(argv, fallback) {
+  return argv.includes('--variants') ? argv[argv.indexOf('--variants') + 1].split(',') : fallback;
+}
+
+// The ambient checkout a variant loads: `ambient@DIR` is another checkout
+// (to compare two builds side by side in one run), anything else this one.
+function checkoutOf(variant) {
+  return variant.startsWith('ambient@') ? path.resolve(variant.slice('ambient@'.length)) : path.join(__dirname, '..');
+}
+
+module.exports = { median, measure, parseArgs, runRounds, variantList, checkoutOf };
