@@ -82,6 +82,12 @@ pub fn new_request_id() -> String {
 /// every id as a slice of the pool, building no string.
 pub const POOL_ENTRY_LEN: usize = 91;
 pub const TRACEPARENT_LEN: usize = 55;
+/// Where each part of a traceparent starts (`lib/request_context.js` names
+/// the same offsets): 32 hex of trace id, 16 of span id, 2 of flags, each
+/// after a `-`.
+const TRACE_ID: std::ops::Range<usize> = 3..35;
+const SPAN_ID: std::ops::Range<usize> = 36..52;
+const FLAGS: std::ops::Range<usize> = 53..TRACEPARENT_LEN;
 
 /// Lowercase hex of every byte value, two characters each.
 const HEX_PAIRS: [[u8; 2]; 256] = {
@@ -104,13 +110,14 @@ fn write_hex(out: &mut [u8], bytes: &[u8]) {
 /// request ids in issue order.
 pub fn push_pool_entries(out: &mut Vec<u8>, count: u64) {
   let mut entry = [0u8; POOL_ENTRY_LEN];
-  entry[..3].copy_from_slice(b"00-");
-  entry[35] = b'-';
-  entry[52..55].copy_from_slice(b"-03");
+  entry[..TRACE_ID.start].copy_from_slice(b"00-");
+  entry[TRACE_ID.end] = b'-';
+  entry[SPAN_ID.end] = b'-';
+  entry[FLAGS].copy_from_slice(b"03");
   out.reserve(count as usize * POOL_ENTRY_LEN);
   for uuid in request_ids(count) {
-    write_hex(&mut entry[3..35], &new_trace_id());
-    write_hex(&mut entry[36..52], &new_span_id());
+    write_hex(&mut entry[TRACE_ID], &new_trace_id());
+    write_hex(&mut entry[SPAN_ID], &new_span_id());
     uuid.hyphenated().encode_lower(&mut entry[TRACEPARENT_LEN..]);
     out.extend_from_slice(&entry);
   }
@@ -131,13 +138,13 @@ pub fn split_identity(ids: &str) -> Option<(&[u8], &[u8], &str)> {
   let b = ids.as_bytes();
   let shaped = b.len() > TRACEPARENT_LEN
     && b.starts_with(b"00-")
-    && b[35] == b'-'
-    && b[52] == b'-'
-    && all_lower_hex(&b[3..35])
-    && all_lower_hex(&b[36..52])
-    && all_lower_hex(&b[53..55]);
-  // The first 55 bytes are ASCII, so a character starts at 55.
-  shaped.then(|| (&b[3..35], &b[36..52], &ids[TRACEPARENT_LEN..]))
+    && b[TRACE_ID.end] == b'-'
+    && b[SPAN_ID.end] == b'-'
+    && all_lower_hex(&b[TRACE_ID])
+    && all_lower_hex(&b[SPAN_ID])
+    && all_lower_hex(&b[FLAGS]);
+  // The traceparent's bytes are ASCII, so a character starts after them.
+  shaped.then(|| (&b[TRACE_ID], &b[SPAN_ID], &ids[TRACEPARENT_LEN..]))
 }
 
 /// A request id as a record keeps it: a generated UUIDv7 as its 16 bytes
