@@ -329,6 +329,53 @@ describe('lifecycle and registry', () => {
     assert.equal(ctx.end().status, 'ok');
   });
 
+  it('arms the publish timer outside every request, and leaves the caller\'s async context as it was', () => {
+    // In a fresh process, so that this process's timer state and frames do
+    // not matter. internal/async_context_frame shows the frame itself on
+    // Node >= 24, where a copy left at the top level would be captured by
+    // every server made afterwards.
+    const script = `
+      // Node 20 has no such module: it runs on async_hooks only.
+      let frames = { enabled: false, current() {} };
+      try { frames = require('internal/async_context_frame'); } catch {}
+      const { AsyncLocalStorage } = require('node:async_hooks');
+      const { RequestContext } = require(${JSON.stringify(require.resolve('..'))});
+      const other = new AsyncLocalStorage();
+      const armedIn = [];
+      const realSetTimeout = globalThis.setTimeout;
+      globalThis.setTimeout = function (fn, ...rest) {
+        if (fn.name === 'publishTick') armedIn.push({ other: other.getStore() ?? null, context: RequestContext.current()?.name ?? null });
+        return realSetTimeout.call(this, fn, ...rest);
+      };
+      const before = frames.current();
+      RequestContext.begin({ name: 'at the top level' }).end();
+      const topLevelKept = frames.current() === before;
+      const http = require('node:http');
+      const server = http.createServer((req, res) => {
+        const inRequest = frames.current();
+        res.end();
+        server.close();
+        console.log(JSON.stringify({ enabled: frames.enabled, topLevelKept, requestFrame: inRequest === undefined ? 'empty' : 'a frame', armedIn }));
+      }).listen(0);
+      // Once the first timer fired, a begin inside a request arms it again.
+      realSetTimeout(() => {
+        other.run('a request of another library', () => RequestContext.run({ name: 'request' }, () => {
+          const open = RequestContext.begin({ name: 'open' });
+          realSetTimeout(() => {
+            open.end();
+            http.get({ port: server.address().port, agent: false }, (r) => r.resume());
+          }, 30);
+        }));
+      }, 30);
+    `;
+    const out = JSON.parse(require('node:child_process').execFileSync(process.execPath, ['--expose-internals', '-e', script], { encoding: 'utf8' }));
+    assert.equal(out.enabled, Number(process.versions.node.split('.')[0]) >= 24, 'AsyncContextFrame is what Node >= 24 runs on');
+    assert.equal(out.topLevelKept, true, 'a begin at the top level leaves the top-level frame as it was');
+    assert.equal(out.requestFrame, 'empty', 'a server made afterwards runs its requests in an empty frame');
+    assert.ok(out.armedIn.length >= 2, `armed ${out.armedIn.length} times`);
+    for (const armed of out.armedIn) assert.deepEqual(armed, { other: null, context: null });
+  });
+
   it('lists in-flight contexts and counts created, open and ended', () => {
     const before = RequestContext.stats();
     const a = RequestContext.begin({ name: 'a', fields: { k: 1 } });

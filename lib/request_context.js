@@ -5,7 +5,8 @@
 // end, field writes, and when another thread changed the fields; field reads
 // are served from a JS cache that a shared version counter keeps honest.
 const native = require('./native');
-const { runInFrame, allocateIndex, currentFrame, valueIn, runScopeWithValue, v8Major } = require('./frame');
+const { AsyncResource: NativeAsyncResource } = require('node:async_hooks');
+const { allocateIndex, currentFrame, valueIn, runScopeWithValue, v8Major } = require('./frame');
 const { invalidArgType, invalidArgValue, validateFunction, validateObject } = require('./errors');
 
 // The current context: one variable of the shared frame (lib/frame.js),
@@ -186,10 +187,23 @@ let publishArmed = false;
 let adoptIfOlder;
 let unlist;
 
+// The timer is armed from inside requests but must be made outside them,
+// or it would keep a request's frame alive until it fires. It is made in
+// the async context ambient was loaded in (at startup, as a rule: outside
+// every request), entered through a resource made then. Leaving that
+// resource puts the caller's AsyncContextFrame back as it was; writing the
+// carrier there and back would leave a copy, and at the top level a
+// non-empty frame, which every server and socket made afterwards would
+// capture (see createShared in lib/frame.js).
+const outsideRequests = new NativeAsyncResource('ambient.publish');
+
+function schedulePublish() {
+  setTimeout(publishTick, PUBLISH_AFTER_MS).unref();
+}
+
 function armPublish() {
   publishArmed = true;
-  // Outside any context: the timer must not keep a request's frame alive.
-  runInFrame(undefined, () => setTimeout(publishTick, PUBLISH_AFTER_MS).unref(), null, []);
+  outsideRequests.runInAsyncScope(schedulePublish);
 }
 
 function publishTick() {
