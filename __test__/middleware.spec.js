@@ -218,6 +218,70 @@ describe('body bytes', () => {
   });
 });
 
+describe('an app mounted in another, both with the middleware', () => {
+  it('gives each pass its own context and access line, with the same bytes and error', async () => {
+    const express = require('express');
+    const outerLog = tempLog();
+    const innerLog = tempLog();
+    const spans = new Map();
+    const inner = express();
+    inner.use(ambient.middleware({ logger: innerLog.logger, echoHeaders: false }));
+    inner.get('/ok/:n', async (req, res) => {
+      spans.get(req.headers['x-request-id']).inner = RequestContext.require().spanId;
+      await sleep(Math.random() * 10);
+      res.write('x'.repeat(Number(req.params.n)));
+      await sleep(Math.random() * 5);
+      res.end('!');
+    });
+    inner.get('/fail', async (req, res, next) => {
+      await sleep(Math.random() * 5);
+      next(new Error('inner failure'));
+    });
+    inner.use(ambient.errorLogger({ logger: innerLog.logger }));
+    // eslint-disable-next-line no-unused-vars
+    inner.use((err, req, res, next) => res.status(500).send('failed'));
+    const outer = express();
+    outer.use(ambient.middleware({ logger: outerLog.logger }));
+    outer.use((req, res, next) => {
+      spans.set(req.headers['x-request-id'], { outer: RequestContext.require().spanId });
+      next();
+    });
+    outer.use('/inner', inner);
+    const server = http.createServer(outer);
+    const port = await listen(server);
+    const ns = Array.from({ length: 20 }, (_, i) => i + 1);
+    const [responses, failed] = await Promise.all([
+      Promise.all(ns.map((n) => request(port, { path: `/inner/ok/${n}`, headers: { 'x-request-id': `nest-${n}` } }))),
+      request(port, { path: '/inner/fail', headers: { 'x-request-id': 'nest-fail' } }),
+    ]);
+    server.close();
+    assert.equal(failed.status, 500);
+    const outerLines = (await linesOf(outerLog)).filter((l) => l.msg === 'request completed');
+    const innerLines = (await linesOf(innerLog)).filter((l) => l.msg === 'request completed');
+    for (const [i, n] of ns.entries()) {
+      const id = `nest-${n}`;
+      const [outerLine, ...moreOuter] = outerLines.filter((l) => l.requestId === id);
+      const [innerLine, ...moreInner] = innerLines.filter((l) => l.requestId === id);
+      assert.deepEqual([moreOuter, moreInner], [[], []], `one line per pass for ${id}`);
+      assert.equal(responses[i].body, `${'x'.repeat(n)}!`);
+      for (const line of [outerLine, innerLine]) {
+        assert.equal(line.bytes, n + 1, id);
+        assert.equal(line.status, 200, id);
+      }
+      const { outer: outerSpan, inner: innerSpan } = spans.get(id);
+      assert.notEqual(outerSpan, innerSpan, 'each pass begins a context of its own');
+      assert.equal(outerLine.spanId, outerSpan);
+      assert.equal(innerLine.spanId, innerSpan);
+      assert.equal(ambient.traceContext.parseTraceparent(responses[i].headers.traceparent).parentId, outerSpan, 'only the outer pass echoes');
+    }
+    for (const lines of [outerLines, innerLines]) {
+      const line = lines.find((l) => l.requestId === 'nest-fail');
+      assert.equal(line.status, 500);
+      assert.equal(line.err.message, 'inner failure');
+    }
+  });
+});
+
 describe('aborted requests', () => {
   it('are logged and ended when the client disconnects', async () => {
     const log = tempLog();
