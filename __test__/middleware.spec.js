@@ -12,9 +12,13 @@ const ambient = require('..');
 
 const { RequestContext, createLogger } = ambient;
 
+// A directory of this run's own: a file named after the pid alone could be
+// left over from an earlier process with the same pid, and be appended to.
+const logDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ambient-mw-'));
+process.on('exit', () => fs.rmSync(logDir, { recursive: true, force: true }));
 let fileNumber = 0;
 function tempLog() {
-  const file = path.join(os.tmpdir(), `ambient-mw-${process.pid}-${fileNumber++}.ndjson`);
+  const file = path.join(logDir, `${fileNumber++}.ndjson`);
   return { file, logger: createLogger({ destination: file, level: 'debug' }) };
 }
 
