@@ -4,6 +4,9 @@
 // and one "request completed" line logged with it. Koa and Fastify adapters
 // wrap the same middleware.
 const http = require('node:http');
+// Node's own clock object, not the global: the global is a lazy getter
+// read on every use, and fake timers in tests replace it.
+const { performance } = require('node:perf_hooks');
 const { RequestContext, isValidRequestId, beginRoot, elapsedOf, endAt, wallTimeAt } = require('./request_context');
 const { bindToCurrentContext, v8Major } = require('./frame');
 const { createLogger, LEVELS, WRITE_IN, WRITE_ACCESS, accessMessage } = require('./logger');

@@ -5,6 +5,9 @@
 // end, field writes, and when another thread changed the fields; field reads
 // are served from a JS cache that a shared version counter keeps honest.
 const native = require('./native');
+// Node's own clock object, not the global: the global is a lazy getter
+// read on every use, and fake timers in tests replace it.
+const { performance } = require('node:perf_hooks');
 const { AsyncResource: NativeAsyncResource } = require('node:async_hooks');
 const { allocateIndex, currentFrame, valueIn, runScopeWithValue, v8Major } = require('./frame');
 const { invalidArgType, invalidArgValue, validateFunction, validateObject } = require('./errors');
