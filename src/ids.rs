@@ -82,9 +82,9 @@ pub fn new_request_id() -> String {
 /// every id as a slice of the pool, building no string.
 pub const POOL_ENTRY_LEN: usize = 91;
 pub const TRACEPARENT_LEN: usize = 55;
-/// Where each part of a traceparent starts (`lib/request_context.js` names
-/// the same offsets): 32 hex of trace id, 16 of span id, 2 of flags, each
-/// after a `-`.
+/// Where each part of a traceparent lies (`lib/request_context.js` names
+/// the same offsets): 32 hex digits of trace id, 16 of span id and 2 of
+/// flags, each after a `-`.
 const TRACE_ID: std::ops::Range<usize> = 3..35;
 const SPAN_ID: std::ops::Range<usize> = 36..52;
 const FLAGS: std::ops::Range<usize> = 53..TRACEPARENT_LEN;
