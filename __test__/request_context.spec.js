@@ -368,7 +368,7 @@ describe('lifecycle and registry', () => {
         }));
       }, 30);
     `;
-    const out = JSON.parse(require('node:child_process').execFileSync(process.execPath, ['--expose-internals', '-e', script], { encoding: 'utf8' }));
+    const out = JSON.parse(require('node:child_process').execFileSync(process.execPath, ['--expose-internals', '-e', script], { encoding: 'utf8', timeout: 20_000 }));
     assert.equal(out.enabled, Number(process.versions.node.split('.')[0]) >= 24, 'AsyncContextFrame is what Node >= 24 runs on');
     assert.equal(out.topLevelKept, true, 'a begin at the top level leaves the top-level frame as it was');
     assert.equal(out.requestFrame, 'empty', 'a server made afterwards runs its requests in an empty frame');
