@@ -48,8 +48,12 @@ const settings = {
 // pool: nothing is built per request.
 const POOL_ENTRY = 91;
 const TRACEPARENT_END = 55;
+// Where each part of a traceparent lies, in a pool entry and in any valid
+// W3C header alike (src/ids.rs names the same ranges).
 const TRACE_ID_AT = 3;
+const TRACE_ID_END = 35;
 const SPAN_ID_AT = 36;
+const SPAN_ID_END = 52;
 const FLAGS_AT = 53;
 // UUIDv7 request ids carry their pool's creation time: a pool older than
 // this is replaced, so ids stay within it of when their request began.
@@ -550,9 +554,9 @@ class RequestContext {
         if (checked >= 0) {
           const offset = Math.floor(checked / 256);
           flags = checked & 0xff;
-          parentSpanId = traceparent.slice(offset + 36, offset + 52);
+          parentSpanId = traceparent.slice(offset + SPAN_ID_AT, offset + SPAN_ID_END);
           // The caller's trace, with a new span of this context's own.
-          ids = idsOf(traceparent.slice(offset + 3, offset + 35), text.slice(at + SPAN_ID_AT, at + SPAN_ID_AT + 16), flags,
+          ids = idsOf(traceparent.slice(offset + TRACE_ID_AT, offset + TRACE_ID_END), text.slice(at + SPAN_ID_AT, at + SPAN_ID_END), flags,
             requestId ?? text.slice(at + TRACEPARENT_END, at + POOL_ENTRY));
         } else {
           tracestate = undefined;
@@ -718,8 +722,8 @@ class RequestContext {
   }
 
   get requestId() { return this.#idsText().slice(TRACEPARENT_END); }
-  get traceId() { return this.#idsText().slice(TRACE_ID_AT, TRACE_ID_AT + 32); }
-  get spanId() { return this.#idsText().slice(SPAN_ID_AT, SPAN_ID_AT + 16); }
+  get traceId() { return this.#idsText().slice(TRACE_ID_AT, TRACE_ID_END); }
+  get spanId() { return this.#idsText().slice(SPAN_ID_AT, SPAN_ID_END); }
   get parentSpanId() {
     const rare = this.#rare;
     if (rare?.info !== undefined) return rare.info.parentSpanId ?? undefined;
@@ -772,8 +776,8 @@ class RequestContext {
     }
     return {
       requestId: ids.slice(TRACEPARENT_END),
-      traceId: ids.slice(TRACE_ID_AT, TRACE_ID_AT + 32),
-      spanId: ids.slice(SPAN_ID_AT, SPAN_ID_AT + 16),
+      traceId: ids.slice(TRACE_ID_AT, TRACE_ID_END),
+      spanId: ids.slice(SPAN_ID_AT, SPAN_ID_END),
       parentSpanId,
       traceFlags: this.#flags & 0xff,
     };
@@ -788,7 +792,7 @@ class RequestContext {
   outgoingTraceparent() {
     // A new span id from the pool (its other ids go unused).
     const at = takePoolEntry(performance.now());
-    return traceparent(this.traceId, pool.text.slice(at + SPAN_ID_AT, at + SPAN_ID_AT + 16), this.#flags);
+    return traceparent(this.traceId, pool.text.slice(at + SPAN_ID_AT, at + SPAN_ID_END), this.#flags);
   }
 
   #sync() {
