@@ -520,16 +520,16 @@ fn can_defer(text_len: usize, numbers: &[f64], count: usize, messages: usize) ->
   }
   let mut at = 0usize;
   for slots in numbers.chunks_exact(ACCESS_SLOTS).take(count) {
-    let has_identity = slots[ACCESS_SLOTS - ACCESS_STRINGS] >= 0.0;
-    let reads_record = slots[0] >= 0.0 && !has_identity;
+    let mut lengths = string_lengths(slots);
+    // The identity is the first string.
+    let identity = lengths.next().flatten();
+    let reads_record = slots[0] >= 0.0 && identity.is_none();
     let known_message = slots[2] >= 0.0 && (slots[2] as usize) < messages;
     if reads_record || !known_message {
       return false;
     }
-    for &len in &slots[ACCESS_SLOTS - ACCESS_STRINGS..] {
-      if len >= 0.0 {
-        at = at.saturating_add(len as usize);
-      }
+    for len in identity.into_iter().chain(lengths.flatten()) {
+      at = at.saturating_add(len);
     }
   }
   at <= text_len
@@ -610,6 +610,13 @@ fn push_utf16(out: &mut String, units: &[u16]) {
 /// Decodes the `count` lines of a batch one by one into reused strings;
 /// lone surrogates become U+FFFD, as in every other string JS gives Rust.
 /// Generic in its error so that it is tested without a JS engine.
+/// The lengths of a line's strings in UTF-16 code units, in the order JS
+/// wrote them after its numbers (identity, bindings, method, route, url);
+/// None for one that is absent.
+fn string_lengths(slots: &[f64]) -> impl Iterator<Item = Option<usize>> + '_ {
+  slots[ACCESS_SLOTS - ACCESS_STRINGS..].iter().map(|&len| (len >= 0.0).then_some(len as usize))
+}
+
 fn each_access_line<E>(
   text: &[u16],
   numbers: &[f64],
@@ -624,12 +631,12 @@ fn each_access_line<E>(
   let mut at = 0usize;
   for slots in numbers.chunks_exact(ACCESS_SLOTS).take(count) {
     let mut present = [false; ACCESS_STRINGS];
-    for (i, &len) in slots[ACCESS_SLOTS - ACCESS_STRINGS..].iter().enumerate() {
+    for (i, len) in string_lengths(slots).enumerate() {
       strings[i].clear();
-      if len >= 0.0 {
-        let units = text.get(at..at + len as usize).ok_or_else(malformed)?;
+      if let Some(len) = len {
+        let units = text.get(at..at + len).ok_or_else(malformed)?;
         push_utf16(&mut strings[i], units);
-        at += len as usize;
+        at += len;
         present[i] = true;
       }
     }
