@@ -11,14 +11,7 @@ const { spawn } = require('node:child_process');
 const { Worker } = require('node:worker_threads');
 const { createLogger, RequestContext } = require('..');
 
-// A directory of this run's own: a file named after the pid alone could be
-// left over from an earlier process with the same pid, and be appended to.
-const logDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ambient-log-'));
-process.on('exit', () => fs.rmSync(logDir, { recursive: true, force: true }));
-let fileNumber = 0;
-function tempFile() {
-  return path.join(logDir, `${fileNumber++}.ndjson`);
-}
+const tempFile = require('./fixtures/log_dir').logFiles('ambient-log-');
 
 function readLines(file) {
   const text = fs.readFileSync(file, 'utf8');

@@ -5,20 +5,14 @@ const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const http = require('node:http');
-const os = require('node:os');
-const path = require('node:path');
 const { setTimeout: sleep } = require('node:timers/promises');
 const ambient = require('..');
 
 const { RequestContext, createLogger } = ambient;
 
-// A directory of this run's own: a file named after the pid alone could be
-// left over from an earlier process with the same pid, and be appended to.
-const logDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ambient-mw-'));
-process.on('exit', () => fs.rmSync(logDir, { recursive: true, force: true }));
-let fileNumber = 0;
+const tempFile = require('./fixtures/log_dir').logFiles('ambient-mw-');
 function tempLog() {
-  const file = path.join(logDir, `${fileNumber++}.ndjson`);
+  const file = tempFile();
   return { file, logger: createLogger({ destination: file, level: 'debug' }) };
 }
 
