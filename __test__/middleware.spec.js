@@ -216,6 +216,52 @@ describe('body bytes', () => {
   });
 });
 
+describe('once() listeners added in a request', () => {
+  it('run once, in the request context, and removeListener(original) and listeners() see them as EventEmitter does', async () => {
+    const log = tempLog();
+    const server = http.createServer(ambient.wrapHandler(async (req, res) => {
+      const id = RequestContext.require().requestId;
+      await sleep(Math.random() * 10);
+      const seen = [];
+      const removed = () => seen.push('removed');
+      req.once('aborted', removed);
+      const listed = req.listeners('aborted').includes(removed);
+      const countAfterOnce = req.listenerCount('aborted');
+      req.removeListener('aborted', removed);
+      const countAfterRemove = req.listenerCount('aborted');
+      // Fired twice, run once, and from outside any request context: the
+      // listener still sees the request that added it.
+      req.prependOnceListener('aborted', () => seen.push(RequestContext.current()?.requestId));
+      const emit = () => req.emit('aborted');
+      await new Promise((resolve) => setImmediate(() => RequestContext.run({ requestId: 'elsewhere' }, () => {
+        emit();
+        emit();
+        resolve();
+      })));
+      // Readable#pipe adds once('end') and unpipe() removes it by the
+      // original: after unpipe the destination must not be ended by it.
+      const { PassThrough } = require('node:stream');
+      const dest = new PassThrough();
+      req.pipe(dest);
+      req.unpipe(dest);
+      const endListeners = req.listenerCount('end');
+      req.resume();
+      await new Promise((resolve) => req.on('end', resolve));
+      await sleep(1);
+      res.end(JSON.stringify({ id, listed, countAfterOnce, countAfterRemove, seen, endListeners, destEnded: dest.writableEnded }));
+    }, { logger: log.logger }));
+    const port = await listen(server);
+    const ids = Array.from({ length: 30 }, (_, i) => `once-${i}`);
+    const results = await Promise.all(ids.map((id) => request(port, { method: 'POST', headers: { 'x-request-id': id }, body: 'x' })));
+    server.close();
+    results.forEach((r, i) => {
+      assert.deepEqual(JSON.parse(r.body), {
+        id: ids[i], listed: true, countAfterOnce: 1, countAfterRemove: 0, seen: [ids[i]], endListeners: 0, destEnded: false,
+      });
+    });
+  });
+});
+
 describe('an app mounted in another, both with the middleware', () => {
   it('gives each pass its own context and access line, with the same bytes and error', async () => {
     const express = require('express');

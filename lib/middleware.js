@@ -30,20 +30,45 @@ function hookListeners() {
   if (listenersHooked) return;
   listenersHooked = true;
   addResponseListener = http.ServerResponse.prototype.on;
+  const bindsNow = (event, listener) => typeof listener === 'function' && BOUND_EVENTS.has(event) && RequestContext.current() !== undefined;
   for (const proto of [http.IncomingMessage.prototype, http.ServerResponse.prototype]) {
-    for (const method of ['on', 'addListener', 'prependListener']) {
-      const add = proto[method];
+    const adds = { on: proto.on, addListener: proto.addListener, prependListener: proto.prependListener };
+    for (const [method, add] of Object.entries(adds)) {
       proto[method] = function addInRequestContext(event, listener) {
-        if (typeof listener === 'function' && BOUND_EVENTS.has(event) && RequestContext.current() !== undefined) {
-          const bound = bindToCurrentContext(listener);
-          // removeListener(original) still finds it, as it does for once().
-          bound.listener = listener;
-          return add.call(this, event, bound);
-        }
-        return add.call(this, event, listener);
+        if (!bindsNow(event, listener)) return add.call(this, event, listener);
+        const bound = bindToCurrentContext(listener);
+        // removeListener(original) and listeners() find it through this.
+        bound.listener = listener;
+        return add.call(this, event, bound);
+      };
+    }
+    // EventEmitter's once() wraps the listener and adds the wrapper through
+    // on(), whose hook would then bind the wrapper: removeListener(original)
+    // would no longer find it (Readable#pipe's unpipe() would leave its 'end'
+    // listener, which ends the destination). So the listener is bound first
+    // and wrapped here the way EventEmitter wraps it: the wrapper removes
+    // itself by identity and carries the original.
+    for (const [method, add] of [['once', adds.on], ['prependOnceListener', adds.prependListener]]) {
+      const addOnce = proto[method];
+      proto[method] = function addOnceInRequestContext(event, listener) {
+        if (!bindsNow(event, listener)) return addOnce.call(this, event, listener);
+        return add.call(this, event, onceInContext(this, event, listener));
       };
     }
   }
+}
+
+function onceInContext(emitter, event, listener) {
+  const bound = bindToCurrentContext(listener);
+  let fired = false;
+  function onceWrapper(...args) {
+    if (fired) return undefined;
+    emitter.removeListener(event, onceWrapper);
+    fired = true;
+    return Reflect.apply(bound, emitter, args);
+  }
+  onceWrapper.listener = listener;
+  return onceWrapper;
 }
 
 // Per-response state beside the response, for the prototype hooks and the
