@@ -1,5 +1,5 @@
 'use strict';
-// Draws docs/benchmarks.svg from benchmark/results/express-slots-node26.json and
+// Draws docs/benchmarks.svg from benchmark/results/express-slots-4b8ac9f-node26.json and
 // benchmark/results/logger.json: Express req/s per variant, and logger
 // lines/s for ambient and pino. Plain SVG, no dependencies.
 // Usage: node benchmark/chart.js
@@ -7,7 +7,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 
 const results = path.join(__dirname, 'results');
-const express = JSON.parse(fs.readFileSync(path.join(results, 'express-slots-node26.json'), 'utf8'));
+const express = JSON.parse(fs.readFileSync(path.join(results, 'express-slots-4b8ac9f-node26.json'), 'utf8'));
 const logger = JSON.parse(fs.readFileSync(path.join(results, 'logger.json'), 'utf8'));
 
 const escape = (s) => String(s).replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]);
