@@ -404,6 +404,33 @@ describe('outgoing propagation', () => {
     assert.equal(received.length, 3);
     assert.ok(received.every((r) => r.traceparent === undefined && r.requestId === undefined));
   });
+
+  it('keeps the headers a caller set itself, in any case, on http.request and fetch', async () => {
+    ambient.enableOutgoingPropagation();
+    received.length = 0;
+    const own = { traceparent: '00-11111111111111111111111111111111-2222222222222222-01', requestId: 'callers-own', tracestate: 'mine=1' };
+    const headers = { TraceParent: own.traceparent, 'X-Request-ID': own.requestId, tracestate: own.tracestate };
+    const url = `http://127.0.0.1:${downstreamPort}`;
+    await RequestContext.run({ requestId: 'ctx-own', traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01', tracestate: 'rojo=1' }, () => Promise.all([
+      request(downstreamPort, { path: '/own-http', headers }),
+      fetch(`${url}/own-fetch`, { headers }).then((r) => r.text()),
+      fetch(new Request(`${url}/own-request`, { headers: new Headers(headers) })).then((r) => r.text()),
+      // Only some set: ambient adds the others.
+      fetch(`${url}/own-some`, { headers: { 'x-request-id': 'only-the-id' } }).then((r) => r.text()),
+    ]));
+    assert.equal(received.length, 4);
+    const some = received.find((r) => r.requestId === 'only-the-id');
+    assert.ok(some, 'the caller\'s request id, alone');
+    assert.equal(ambient.traceContext.parseTraceparent(some.traceparent).traceId, '4bf92f3577b34da6a3ce929d0e0e4736');
+    assert.equal(some.tracestate, 'rojo=1');
+    for (const got of received.filter((r) => r !== some)) assert.deepEqual(got, own);
+
+    // undici 5 (the npm package) keeps a request's headers as one string.
+    const added = [];
+    const undici5Request = { origin: url, headers: `X-Request-Id: ${own.requestId}\r\nhost: x\r\n`, addHeader: (name, value) => added.push([name, value]) };
+    RequestContext.run({ requestId: 'ctx-own' }, () => require('node:diagnostics_channel').channel('undici:request:create').publish({ request: undici5Request }));
+    assert.deepEqual(added.map(([name]) => name), ['traceparent']);
+  });
 });
 
 for (const framework of ['Koa', 'Fastify']) {

@@ -29,6 +29,20 @@ function hostAllowed(allow, host) {
   return allow.some((rule) => (typeof rule === 'string' ? rule === host : rule.test(host)));
 }
 
+// Whether an undici request (what `undici:request:create` publishes) already
+// has the header: its headers are a flat [name, value, ...] array in the
+// undici bundled with Node 20 to 26, a "name: value\r\n" string in undici 5.
+function undiciHasHeader(request, name) {
+  const { headers } = request;
+  if (Array.isArray(headers)) {
+    for (let i = 0; i < headers.length; i += 2) {
+      if (String(headers[i]).toLowerCase() === name) return true;
+    }
+    return false;
+  }
+  return typeof headers === 'string' && headers.split('\r\n').some((line) => line.slice(0, line.indexOf(':')).trim().toLowerCase() === name);
+}
+
 function headersFor(ctx, requestIdHeader) {
   const headers = [['traceparent', ctx.outgoingTraceparent()], [requestIdHeader, ctx.requestId]];
   const tracestate = ctx.tracestate;
@@ -69,7 +83,11 @@ function enableOutgoingPropagation(options = {}) {
       return;
     }
     if (!hostAllowed(allow, host)) return;
-    for (const [name, value] of headersFor(ctx, requestIdHeader)) request.addHeader(name, value);
+    // addHeader() appends: a header the caller set would go out twice
+    // (`traceparent: theirs, ours`, which a receiver must reject).
+    for (const [name, value] of headersFor(ctx, requestIdHeader)) {
+      if (!undiciHasHeader(request, name)) request.addHeader(name, value);
+    }
   };
   if (httpPropagation) dc.subscribe('http.client.request.created', onHttp);
   dc.subscribe('undici:request:create', onFetch);
