@@ -43,11 +43,16 @@ function undiciHasHeader(request, name) {
   return typeof headers === 'string' && headers.split('\r\n').some((line) => line.slice(0, line.indexOf(':')).trim().toLowerCase() === name);
 }
 
-function headersFor(ctx, requestIdHeader) {
-  const headers = [['traceparent', ctx.outgoingTraceparent()], [requestIdHeader, ctx.requestId]];
-  const tracestate = ctx.tracestate;
-  if (tracestate !== '') headers.push(['tracestate', tracestate]);
-  return headers;
+// Adds the context's headers that the request does not carry yet (`has`
+// tells), building only those: a new span id takes a pool entry, and a
+// tracestate read may give the context a record in Rust.
+function addMissingHeaders(ctx, requestIdHeader, has, add) {
+  if (!has('traceparent')) add('traceparent', ctx.outgoingTraceparent());
+  if (!has(requestIdHeader)) add(requestIdHeader, ctx.requestId);
+  if (!has('tracestate')) {
+    const tracestate = ctx.tracestate;
+    if (tracestate !== '') add('tracestate', tracestate);
+  }
 }
 
 /**
@@ -69,9 +74,7 @@ function enableOutgoingPropagation(options = {}) {
     if (ctx === undefined || suppressed.getStore() || request.headersSent) return;
     const host = (request.host ?? request.getHeader('host') ?? '').replace(/:\d+$/, '');
     if (!hostAllowed(allow, host)) return;
-    for (const [name, value] of headersFor(ctx, requestIdHeader)) {
-      if (!request.hasHeader(name)) request.setHeader(name, value);
-    }
+    addMissingHeaders(ctx, requestIdHeader, (name) => request.hasHeader(name), (name, value) => request.setHeader(name, value));
   };
   const onFetch = ({ request }) => {
     const ctx = RequestContext.current();
@@ -85,9 +88,7 @@ function enableOutgoingPropagation(options = {}) {
     if (!hostAllowed(allow, host)) return;
     // addHeader() appends: a header the caller set would go out twice
     // (`traceparent: theirs, ours`, which a receiver must reject).
-    for (const [name, value] of headersFor(ctx, requestIdHeader)) {
-      if (!undiciHasHeader(request, name)) request.addHeader(name, value);
-    }
+    addMissingHeaders(ctx, requestIdHeader, (name) => undiciHasHeader(request, name), (name, value) => request.addHeader(name, value));
   };
   if (httpPropagation) dc.subscribe('http.client.request.created', onHttp);
   dc.subscribe('undici:request:create', onFetch);
