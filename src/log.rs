@@ -520,17 +520,15 @@ fn can_defer(text_len: usize, numbers: &[f64], count: usize, messages: usize) ->
   }
   let mut at = 0usize;
   for slots in numbers.chunks_exact(ACCESS_SLOTS).take(count) {
-    let mut lengths = string_lengths(slots);
-    // The identity is the first string.
-    let identity = lengths.next().flatten();
-    let reads_record = slots[0] >= 0.0 && identity.is_none();
+    // The identity is the first string; without one, the line reads the
+    // record of its context.
+    let has_identity = string_lengths(slots).next().flatten().is_some();
+    let reads_record = slots[0] >= 0.0 && !has_identity;
     let known_message = slots[2] >= 0.0 && (slots[2] as usize) < messages;
     if reads_record || !known_message {
       return false;
     }
-    for len in identity.into_iter().chain(lengths.flatten()) {
-      at = at.saturating_add(len);
-    }
+    at = string_lengths(slots).flatten().fold(at, usize::saturating_add);
   }
   at <= text_len
 }
@@ -607,9 +605,6 @@ fn push_utf16(out: &mut String, units: &[u16]) {
   }
 }
 
-/// Decodes the `count` lines of a batch one by one into reused strings;
-/// lone surrogates become U+FFFD, as in every other string JS gives Rust.
-/// Generic in its error so that it is tested without a JS engine.
 /// The lengths of a line's strings in UTF-16 code units, in the order JS
 /// wrote them after its numbers (identity, bindings, method, route, url);
 /// None for one that is absent.
@@ -617,6 +612,9 @@ fn string_lengths(slots: &[f64]) -> impl Iterator<Item = Option<usize>> + '_ {
   slots[ACCESS_SLOTS - ACCESS_STRINGS..].iter().map(|&len| (len >= 0.0).then_some(len as usize))
 }
 
+/// Decodes the `count` lines of a batch one by one into reused strings;
+/// lone surrogates become U+FFFD, as in every other string JS gives Rust.
+/// Generic in its error so that it is tested without a JS engine.
 fn each_access_line<E>(
   text: &[u16],
   numbers: &[f64],
