@@ -40,7 +40,10 @@ function undiciHasHeader(request, name) {
     }
     return false;
   }
-  return typeof headers === 'string' && headers.split('\r\n').some((line) => line.slice(0, line.indexOf(':')).trim().toLowerCase() === name);
+  return typeof headers === 'string' && headers.split('\r\n').some((line) => {
+    const colon = line.indexOf(':');
+    return colon > 0 && line.slice(0, colon).trim().toLowerCase() === name;
+  });
 }
 
 // Adds the context's headers that the request does not carry yet (`has`
