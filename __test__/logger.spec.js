@@ -181,6 +181,46 @@ describe('serialization', () => {
     assert.match(JSON.stringify(line.root), /\[Object\]/);
   });
 
+  it('writes the line when reading a value throws, and ends toJSON and cause loops', async () => {
+    const { file, log } = logTo();
+    const revoked = Proxy.revocable({}, {});
+    revoked.revoke();
+    const selfCaused = new Error('loops');
+    selfCaused.cause = selfCaused;
+    const badStack = new Error('no stack');
+    Object.defineProperty(badStack, 'stack', { get() { throw new RangeError('stack gone'); } });
+    const lines = [
+      [{ get broken() { throw new Error('getter'); }, kept: 1 }, 'getter'],
+      [{ j: { toJSON() { throw new TypeError('to json'); } }, kept: 2 }, 'toJSON throws'],
+      [{ p: new Proxy({}, { ownKeys() { throw new Error('trap'); } }), r: revoked.proxy, kept: 3 }, 'proxies'],
+      [{ self: { x: 1, toJSON() { return this; } }, chain: { toJSON: () => ({ toJSON: () => 'never' }) } }, 'toJSON loops'],
+      [{ err: selfCaused, other: badStack }, 'errors'],
+      [new Proxy({}, { ownKeys() { throw new Error('root trap'); } }), 'root'],
+      [[1, 2], 'array'],
+      [null, 'null object'],
+    ];
+    for (const [object, msg] of lines) assert.doesNotThrow(() => log.info(object, msg));
+    log.child({ get who() { throw new Error('bound getter'); }, kept: 4 }).info('child');
+    log.child(new Proxy({}, { ownKeys() { throw new Error('bound trap'); } })).info('child of a proxy');
+    await log.flush();
+    const [getter, toJSON, proxies, loops, errors, root, array, nullObject, child, childOfProxy] = readLines(file);
+    assert.deepEqual([child.who, child.kept, child.msg], ['[Unserializable: Error: bound getter]', 4, 'child']);
+    assert.deepEqual([childOfProxy.bindings, childOfProxy.msg], ['[Unserializable: Error: bound trap]', 'child of a proxy']);
+    assert.deepEqual([getter.broken, getter.kept, getter.msg], ['[Unserializable: Error: getter]', 1, 'getter']);
+    assert.deepEqual([toJSON.j, toJSON.kept], ['[Unserializable: TypeError: to json]', 2]);
+    assert.equal(proxies.p, '[Unserializable: Error: trap]');
+    assert.match(proxies.r, /^\[Unserializable: TypeError: .*revoked/);
+    assert.equal(proxies.kept, 3);
+    // As JSON.stringify does: a toJSON result's own toJSON is not called.
+    assert.deepEqual(loops.self, { x: 1 });
+    assert.deepEqual(loops.chain, {});
+    assert.deepEqual([errors.err.message, errors.err.cause], ['loops', '[Circular]']);
+    assert.deepEqual([errors.other.message, errors.other.stack], ['no stack', '[Unserializable: RangeError: stack gone]']);
+    assert.deepEqual([root.value, root.msg], ['[Unserializable: Error: root trap]', 'root']);
+    assert.deepEqual(array.value, [1, 2]);
+    assert.equal(nullObject.msg, 'null object');
+  });
+
   it('redacts configured paths, with wildcards', async () => {
     const { file, log } = logTo({ redact: ['password', 'req.headers.authorization', 'users.*.token'] });
     log.info({
@@ -254,16 +294,21 @@ describe('destinations', () => {
     assert.throws(() => createLogger({ destination: 42 }), { code: 'ERR_INVALID_ARG_VALUE' });
     assert.throws(() => createLogger({ whenFull: 'sometimes' }), { code: 'ERR_INVALID_ARG_VALUE' });
     assert.throws(() => createLogger({ level: 'loud' }), { code: 'ERR_INVALID_ARG_VALUE' });
+    assert.throws(() => createLogger({ redact: 'password' }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
+    assert.throws(() => createLogger({ redact: ['password', ''] }), { name: 'TypeError', code: 'ERR_INVALID_ARG_VALUE' });
     assert.throws(() => createLogger({ destination: '/nonexistent-dir/x.log' }), { code: 'ERR_AMBIENT_LOG_DESTINATION' });
   });
 
   it('pretty mode writes one readable line with the request id', async () => {
     const { file, log } = logTo({ pretty: true });
     RequestContext.run({ requestId: 'req-pretty' }, () => log.warn({ n: 1 }, 'careful\nnow'));
+    log.info([1, 'two'], 'a list');
     await log.flush();
-    const text = fs.readFileSync(file, 'utf8');
-    assert.equal(text.split('\n').length, 2);
+    const lines = fs.readFileSync(file, 'utf8').split(/(?<=\n)/);
+    assert.equal(lines.length, 2);
+    const [text, list] = lines;
     assert.match(text, /^\d\d:\d\d:\d\d\.\d{3} WARN  \[req-pretty trace:[0-9a-f]{8}\] careful\\nnow n=1\n$/);
+    assert.match(list, /^\d\d:\d\d:\d\d\.\d{3} INFO  a list value=\[1,"two"\]\n$/);
   });
 });
 

@@ -232,6 +232,8 @@ class Logger {
     } else if (first !== null && typeof first === 'object') {
       object = first;
       if (first.err instanceof Error && args.length === 1) msg = first.err.message;
+    } else if (first === null && args.length > 1) {
+      // As in pino: a null object leaves the message to what follows.
     } else {
       rest = 0;
     }
@@ -301,7 +303,11 @@ function prettyLine(level, ctx, bindings, object, msg, redact) {
     ...(bindings ? [`{${bindings}}`] : []),
     ...members.map((m) => serializeObject(m, redact)),
     ...(object !== undefined ? [serializeObject(object, redact)] : []),
-  ].map((json) => JSON.parse(json));
+  ].map((json) => {
+    // As in JSON lines: what is not an object goes under `value`.
+    const group = JSON.parse(json);
+    return group !== null && typeof group === 'object' && !Array.isArray(group) ? group : { value: group };
+  });
   for (const group of extra) {
     for (const [key, value] of Object.entries(group)) {
       parts.push(`${key}=${JSON.stringify(value)}`);

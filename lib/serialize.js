@@ -5,6 +5,8 @@
 // through JSON.stringify, so every control character is escaped and no value
 // can break a line.
 
+const { invalidArgType, invalidArgValue } = require('./errors');
+
 const MAX_DEPTH = 10;
 const REDACTED = '"[Redacted]"';
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
@@ -14,10 +16,10 @@ const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
  * "users.*.token") into a tree walked alongside the value.
  */
 function compileRedaction(paths = []) {
-  if (!Array.isArray(paths)) throw new TypeError('redact must be an array of dotted paths');
+  if (!Array.isArray(paths)) throw invalidArgType('options.redact', 'Array', paths);
   const root = new Map();
   for (const path of paths) {
-    if (typeof path !== 'string' || path === '') throw new TypeError(`invalid redaction path: ${String(path)}`);
+    if (typeof path !== 'string' || path === '') throw invalidArgValue('options.redact', paths, 'must hold dotted paths, each a non-empty string');
     let node = root;
     const parts = path.split('.');
     parts.forEach((part, i) => {
@@ -34,17 +36,76 @@ function compileRedaction(paths = []) {
   return root.size === 0 ? undefined : root;
 }
 
-function errorToObject(err) {
-  const out = { type: err.name ?? err.constructor?.name ?? 'Error', message: err.message, stack: err.stack };
+function errorToObject(err, safe) {
+  const out = {
+    type: (safe ? readOrReason(err, 'name') : err.name) ?? err.constructor?.name ?? 'Error',
+    message: safe ? readOrReason(err, 'message') : err.message,
+    stack: safe ? readOrReason(err, 'stack') : err.stack,
+  };
   for (const key of Object.keys(err)) {
-    if (!(key in out)) out[key] = err[key];
+    if (!(key in out)) out[key] = safe ? readOrReason(err, key) : err[key];
   }
-  if (err.cause !== undefined) out.cause = err.cause;
-  if (err instanceof AggregateError) out.errors = err.errors;
+  const cause = safe ? readOrReason(err, 'cause') : err.cause;
+  if (cause !== undefined) out.cause = cause;
+  if (err instanceof AggregateError) out.errors = safe ? readOrReason(err, 'errors') : err.errors;
   return out;
 }
 
-function serializeValue(value, redact, seen, depth) {
+// What stands in the line for a value whose reading threw (a getter,
+// toJSON, a Proxy trap), so that the line and the rest of its members are
+// still written: a log call in a catch block must not throw a second time.
+function unserializableText(err) {
+  try {
+    return `[Unserializable: ${err instanceof Error ? `${err.name}: ${err.message}` : String(err)}]`;
+  } catch {
+    return '[Unserializable]';
+  }
+}
+
+function readOrReason(object, key) {
+  try {
+    return object[key];
+  } catch (err) {
+    return unserializableText(err);
+  }
+}
+
+// Values are first serialized with no guard, which costs nothing while
+// nothing throws. Only when something does is the value serialized again
+// with each member guarded (`safe`), as fast-safe-stringify retries; a
+// getter that threw is then read a second time.
+// `asText` turns the placeholder of a root that cannot be read at all into
+// what the caller returns.
+function serializeGuarded(serialize, value, redact, seen, asText) {
+  const depthOfSeen = seen.length;
+  try {
+    return serialize(value, redact, seen, false);
+  } catch {
+    seen.length = depthOfSeen;
+    try {
+      return serialize(value, redact, seen, true);
+    } catch (err) {
+      return asText(JSON.stringify(unserializableText(err)));
+    }
+  }
+}
+
+// A member in the guarded pass: reading it, its toJSON() or its own
+// members (even an instanceof, on a revoked Proxy) may throw.
+function serializeMemberSafely(object, key, redact, seen, depth) {
+  const depthOfSeen = seen.length;
+  try {
+    return serializeValue(object[key], redact, seen, depth, true);
+  } catch (err) {
+    seen.length = depthOfSeen;
+    return JSON.stringify(unserializableText(err));
+  }
+}
+
+// `fromToJSON`: the value is what a toJSON() returned, whose own toJSON is
+// not called again (as in JSON.stringify, so `toJSON() { return this; }`
+// and a chain of them end).
+function serializeValue(value, redact, seen, depth, safe, fromToJSON = false) {
   switch (typeof value) {
     case 'string': return JSON.stringify(value);
     case 'number': return Number.isFinite(value) ? String(value) : 'null';
@@ -60,47 +121,64 @@ function serializeValue(value, redact, seen, depth) {
       break;
   }
   if (value === null) return 'null';
+  const isError = value instanceof Error;
+  if (!isError && !fromToJSON && typeof value.toJSON === 'function') {
+    return serializeValue(value.toJSON(), redact, seen, depth, safe, true);
+  }
   if (seen.includes(value)) return '"[Circular]"';
   if (depth >= MAX_DEPTH) return Array.isArray(value) ? '"[Array]"' : '"[Object]"';
-  if (value instanceof Error) value = errorToObject(value);
-  else if (typeof value.toJSON === 'function') return serializeValue(value.toJSON(), redact, seen, depth);
-  else if (value instanceof Map) value = Object.fromEntries(value);
-  else if (value instanceof Set) value = [...value];
+  // The original goes on `seen`, not what it is turned into, so an error
+  // that is its own cause reads as "[Circular]".
   seen.push(value);
+  let object = value;
+  if (isError) object = errorToObject(value, safe);
+  else if (value instanceof Map) object = Object.fromEntries(value);
+  else if (value instanceof Set) object = [...value];
   let out;
-  if (Array.isArray(value)) {
+  if (Array.isArray(object)) {
     const parts = [];
-    for (let i = 0; i < value.length; i++) {
+    for (let i = 0; i < object.length; i++) {
       const rule = redact?.get(String(i)) ?? redact?.get('*');
-      parts.push(rule === true ? REDACTED : serializeValue(value[i], rule, seen, depth + 1) ?? 'null');
+      const text = rule === true ? REDACTED :
+        safe ? serializeMemberSafely(object, i, rule, seen, depth + 1) : serializeValue(object[i], rule, seen, depth + 1, false);
+      parts.push(text ?? 'null');
     }
     out = `[${parts.join(',')}]`;
   } else {
-    out = `{${serializeMembers(value, redact, seen, depth + 1)}}`;
+    out = `{${serializeMembers(object, redact, seen, depth + 1, safe)}}`;
   }
   seen.pop();
   return out;
 }
 
-function serializeMembers(object, redact, seen, depth) {
+function serializeMembers(object, redact, seen, depth, safe) {
   let out = '';
   for (const key of Object.keys(object)) {
     const rule = redact?.get(key) ?? redact?.get('*');
-    const text = rule === true ? REDACTED : serializeValue(object[key], rule, seen, depth);
+    const text = rule === true ? REDACTED :
+      safe ? serializeMemberSafely(object, key, rule, seen, depth) : serializeValue(object[key], rule, seen, depth, false);
     if (text === undefined) continue;
     out += `${out === '' ? '' : ','}${JSON.stringify(key)}:${text}`;
   }
   return out;
 }
 
-/** An object as JSON text (`{...}`). */
+const serializeRoot = (object, redact, seen, safe) => serializeValue(object, redact, seen, 0, safe);
+const serializeRootMembers = (object, redact, seen, safe) => serializeMembers(object, redact, seen, 1, safe);
+
+/** An object as JSON text. */
 function serializeObject(object, redact) {
-  return serializeValue(object, redact, [], 0) ?? '{}';
+  // Not always an object: an array, what a toJSON() returned, or the
+  // placeholder of an object that could not be read. The line puts those
+  // under `value` (src/log.rs, push_object_members, and prettyLine):
+  // looking at the text's first character here would flatten the string,
+  // which the crossing into Rust does anyway.
+  return serializeGuarded(serializeRoot, object, redact, [], (placeholder) => placeholder) ?? '{}';
 }
 
 /** An object's members as JSON text without braces (`"a":1,"b":2`), for bindings. */
 function serializeBindings(object, redact) {
-  return serializeMembers(object, redact, [object], 1);
+  return serializeGuarded(serializeRootMembers, object, redact, [object], (placeholder) => `"bindings":${placeholder}`);
 }
 
 module.exports = { compileRedaction, serializeObject, serializeBindings };

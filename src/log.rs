@@ -418,16 +418,32 @@ pub fn log_write(
   object: Option<String>,
   msg: Option<String>,
 ) -> Result<u32> {
-  let members =
-    object.as_deref().and_then(|o| o.strip_prefix('{')).and_then(|o| o.strip_suffix('}')).filter(|m| !m.is_empty());
   with_destination(handle, |d| {
     d.write_line(now_ms(), level, context_id, identity.as_deref(), bindings.as_deref(), msg.as_deref(), |out| {
-      if let Some(m) = members {
-        out.extend_from_slice(m.as_bytes());
-        out.push(b',');
+      if let Some(o) = object.as_deref() {
+        push_object_members(out, o);
       }
     })
   })
+}
+
+/// The members a logged object's JSON text adds to its line: the object's
+/// own, or, for any other JSON value (an array, what a `toJSON()` returned,
+/// the placeholder of an object that could not be read), that value under
+/// `value`. JS leaves this to the line's bytes, which are read here anyway.
+fn push_object_members(out: &mut Vec<u8>, object: &str) {
+  match object.strip_prefix('{').and_then(|o| o.strip_suffix('}')) {
+    Some("") => {}
+    Some(members) => {
+      out.extend_from_slice(members.as_bytes());
+      out.push(b',');
+    }
+    None => {
+      out.extend_from_slice(b"\"value\":");
+      out.extend_from_slice(object.as_bytes());
+      out.push(b',');
+    }
+  }
 }
 
 /// Messages of access lines, registered once per middleware
@@ -989,5 +1005,23 @@ mod tests {
     assert!(v.get("msg").is_none());
     STORE.end(id, "ok").unwrap();
     STORE.release(id);
+  }
+
+  #[test]
+  fn an_object_adds_its_members_and_any_other_value_goes_under_value() {
+    let members_of = |object: &str| {
+      let mut out = b"{".to_vec();
+      push_object_members(&mut out, object);
+      out.extend_from_slice(b"\"msg\":\"m\"}\n");
+      parse(&out)
+    };
+    assert_eq!(members_of(r#"{"a":1,"b":[2]}"#), serde_json::json!({ "a": 1, "b": [2], "msg": "m" }));
+    assert_eq!(members_of("{}"), serde_json::json!({ "msg": "m" }));
+    assert_eq!(members_of("[1,{\"c\":2}]"), serde_json::json!({ "value": [1, { "c": 2 }], "msg": "m" }));
+    assert_eq!(
+      members_of(r#""[Unserializable: Error: x]""#),
+      serde_json::json!({ "value": "[Unserializable: Error: x]", "msg": "m" })
+    );
+    assert_eq!(members_of("5"), serde_json::json!({ "value": 5, "msg": "m" }));
   }
 }
