@@ -188,6 +188,43 @@ for (const [label, expressModule] of [['Express 4', 'express4'], ['Express 5', '
   });
 }
 
+describe('middleware options', () => {
+  it('are checked when the middleware is made, with Node-style errors, not in each request', () => {
+    assert.throws(() => ambient.middleware(null), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
+    assert.throws(() => ambient.middleware({ requestIdHeader: 5 }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
+    for (const name of ['bad header', '', 'x-id\r\n']) {
+      assert.throws(() => ambient.middleware({ requestIdHeader: name }), { name: 'TypeError', code: 'ERR_INVALID_HTTP_TOKEN' });
+    }
+    assert.throws(() => ambient.middleware({ logger: 'console' }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
+    assert.throws(() => ambient.middleware({ logger: {} }), { code: 'ERR_INVALID_ARG_VALUE', message: /options\.logger' has no warn\(\) method/ });
+    assert.throws(() => ambient.middleware({ logger: { warn() {}, debug() {} } }), { code: 'ERR_INVALID_ARG_VALUE', message: /options\.level/ });
+    assert.throws(() => ambient.middleware({ level: 'loud' }), { code: 'ERR_INVALID_ARG_VALUE', message: /options\.level/ });
+    assert.throws(() => ambient.middleware({ completedMessage: 1 }), { code: 'ERR_INVALID_ARG_TYPE' });
+    assert.throws(() => ambient.errorLogger({ logger: { info() {} } }), { code: 'ERR_INVALID_ARG_VALUE', message: /has no error\(\) method/ });
+  });
+
+  it('reads and echoes a custom request id header, whatever its case', async () => {
+    const log = tempLog();
+    const handler = ambient.wrapHandler((req, res) => res.end(RequestContext.require().requestId), {
+      logger: log.logger, requestIdHeader: 'X-Correlation-ID',
+    });
+    const server = http.createServer(handler);
+    const port = await listen(server);
+    try {
+      const ids = Array.from({ length: 20 }, (_, i) => `corr-${i}`);
+      const responses = await Promise.all(ids.map(async (id, i) => {
+        await sleep(Math.random() * 5);
+        return request(port, { headers: i % 2 ? { 'X-Correlation-Id': id } : { 'x-correlation-id': id, 'x-request-id': 'ignored' } });
+      }));
+      assert.deepEqual(responses.map((r) => [r.body, r.headers['x-correlation-id'], r.headers['x-request-id']]), ids.map((id) => [id, id, undefined]));
+      const completed = (await linesOf(log)).filter((l) => l.msg === 'request completed');
+      assert.deepEqual(completed.map((l) => l.requestId).sort(), [...ids].sort());
+    } finally {
+      server.close();
+    }
+  });
+});
+
 describe('body bytes', () => {
   it('counts what each response wrote, streamed in strings of any encoding and buffers, with no content-length', async () => {
     const log = tempLog();

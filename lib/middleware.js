@@ -138,6 +138,17 @@ function routeOf(req) {
   return typeof path === 'string' ? `${req.baseUrl ?? ''}${path}` : undefined;
 }
 
+// options.logger, or a new logger. Any logger with the methods the caller
+// uses will do (ambient's, pino, winston); the check is made here rather
+// than on the first request.
+function loggerOption(options, methods) {
+  const log = options.logger ?? createLogger();
+  if (typeof log !== 'object' && typeof log !== 'function') throw invalidArgType('options.logger', 'object', log);
+  const missing = methods.find((method) => typeof log[method] !== 'function');
+  if (missing !== undefined) throw invalidArgValue('options.logger', log, `has no ${missing}() method`);
+  return log;
+}
+
 /**
  * Options: logger (default: a new createLogger()), requestIdHeader
  * ('x-request-id'), echoHeaders (true), logStart (false), level ('info'),
@@ -145,8 +156,13 @@ function routeOf(req) {
  */
 function ambientMiddleware(options = {}) {
   validateObject(options, 'options');
-  const log = options.logger ?? createLogger();
-  const header = (options.requestIdHeader ?? 'x-request-id').toLowerCase();
+  // Besides options.level: aborted requests and replaced ids.
+  const log = loggerOption(options, ['warn', 'debug']);
+  const header = options.requestIdHeader ?? 'x-request-id';
+  if (typeof header !== 'string') throw invalidArgType('options.requestIdHeader', 'string', header);
+  // A name setHeader() would refuse must fail here, not in every request.
+  http.validateHeaderName(header);
+  const headerKey = header.toLowerCase();
   const echo = options.echoHeaders !== false;
   const logStart = Boolean(options.logStart);
   const level = options.level ?? 'info';
@@ -167,7 +183,7 @@ function ambientMiddleware(options = {}) {
 
   return function ambientRequestContext(req, res, next) {
     const headers = req.headers;
-    const raw = headers[header];
+    const raw = headers[headerKey];
     let requestId;
     let rejected;
     if (raw !== undefined) {
@@ -177,7 +193,7 @@ function ambientMiddleware(options = {}) {
     const ctx = beginRoot(requestId, headerString(headers.traceparent), headerString(headers.tracestate),
       headerString(headers.baggage), req.method, true);
     if (echo) {
-      res.setHeader(header, ctx.requestId);
+      res.setHeader(headerKey, ctx.requestId);
       res.setHeader('traceparent', ctx.traceparent);
     }
     bodyBytes.set(res, 0);
@@ -226,7 +242,7 @@ function ambientMiddleware(options = {}) {
  */
 function errorLogger(options = {}) {
   validateObject(options, 'options');
-  const log = options.logger ?? createLogger();
+  const log = loggerOption(options, ['error']);
   return function ambientErrorLogger(err, req, res, next) {
     failedWith.set(res, err);
     log.error({ err }, 'request failed');
