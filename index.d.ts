@@ -88,7 +88,7 @@ export interface RequestContextOptions {
   baggage?: string
   /** A label: a route, a job name. */
   name?: string
-  /** Initial fields. */
+  /** Initial fields; the same keys as `set()` are refused. */
   fields?: Record<string, FieldValue>
   /** Milliseconds until the deadline watchdog reports this context. */
   deadlineMs?: number
@@ -232,7 +232,11 @@ export declare class RequestContext {
   get(key: string): FieldValue | undefined
   has(key: string): boolean
   fields(): Record<string, FieldValue>
-  /** @throws {RangeError} `ERR_AMBIENT_FIELD_LIMIT` past a limit; nothing stored is lost. */
+  /**
+   * @throws {TypeError} `ERR_INVALID_ARG_VALUE` for an empty key or one each log line writes itself
+   * (`level`, `time`, `msg`, `requestId`, `traceId`, `spanId`).
+   * @throws {RangeError} `ERR_AMBIENT_FIELD_LIMIT` past a limit; nothing stored is lost.
+   */
   set(key: string, value: FieldValue): this
   delete(key: string): void
   /** Runs `fn` with this context current. */

@@ -168,6 +168,25 @@ describe('fields', () => {
     });
   });
 
+  it('refuse the keys each log line writes itself, so no field passes for the request id or the level', () => {
+    const lineKeys = ['level', 'time', 'msg', 'requestId', 'traceId', 'spanId'];
+    for (const key of lineKeys) {
+      assert.throws(() => RequestContext.begin({ fields: { [key]: 'forged' } }), { code: 'ERR_INVALID_ARG_VALUE', message: /options\.fields/ });
+    }
+    RequestContext.run({ requestId: 'real-id', fields: { tenant: 'acme' } }, () => {
+      const ctx = RequestContext.require();
+      for (const key of lineKeys) assert.throws(() => ctx.set(key, 'forged'), { code: 'ERR_INVALID_ARG_VALUE' });
+      // Keys that merely look alike are fields like any other.
+      ctx.set('requestid', 'lower').set('Level', 'upper').set('__proto__', 'kept');
+      assert.equal(ctx.requestId, 'real-id');
+      const fields = ctx.fields();
+      assert.deepEqual(Object.keys(fields), ['tenant', 'requestid', 'Level', '__proto__']);
+      assert.equal(Object.getPrototypeOf(fields), Object.prototype);
+      assert.equal(Object.getOwnPropertyDescriptor(fields, '__proto__').value, 'kept');
+      assert.equal(ctx.get('__proto__'), 'kept');
+    });
+  });
+
   it('limits give a clear error and lose nothing already stored', () => {
     RequestContext.configure({ maxFields: 3, maxValueBytes: 10 });
     RequestContext.run({ fields: { a: 1, b: 2 } }, () => {

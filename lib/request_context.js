@@ -276,9 +276,15 @@ function checkRequestId(id, name) {
   return id;
 }
 
-function checkFieldKey(key) {
-  if (typeof key !== 'string') throw invalidArgType('key', 'string', key);
-  if (key.length === 0) throw invalidArgValue('key', key, 'must not be empty');
+// Keys each log line writes itself. A field of the same name would follow
+// them in the line, and JSON readers keep the last of two equal keys: a
+// field could pass for the request id or the level.
+const LINE_KEYS = new Set(['level', 'time', 'msg', 'requestId', 'traceId', 'spanId']);
+
+function checkFieldKey(key, name = 'key') {
+  if (typeof key !== 'string') throw invalidArgType(name, 'string', key);
+  if (key.length === 0) throw invalidArgValue(name, key, 'must not be empty');
+  if (LINE_KEYS.has(key)) throw invalidArgValue(name, key, `is a key every log line writes itself (${[...LINE_KEYS].join(', ')})`);
 }
 
 function checkFieldValue(value) {
@@ -306,7 +312,10 @@ function fieldEntries(fields) {
   if (fields === undefined) return undefined;
   validateObject(fields, 'options.fields');
   const entries = Object.entries(fields);
-  for (const [, value] of entries) checkFieldValue(value);
+  for (const [key, value] of entries) {
+    checkFieldKey(key, 'options.fields');
+    checkFieldValue(value);
+  }
   return entries;
 }
 
@@ -831,7 +840,11 @@ class RequestContext {
     this.#sync();
     const fields = this.#fields;
     if (fields !== undefined) {
-      for (let i = 0; i < fields.length; i += 2) out[fields[i]] = fields[i + 1];
+      for (let i = 0; i < fields.length; i += 2) {
+        // An assignment to "__proto__" would set the prototype instead.
+        if (fields[i] === '__proto__') Object.defineProperty(out, '__proto__', { value: fields[i + 1], enumerable: true, writable: true, configurable: true });
+        else out[fields[i]] = fields[i + 1];
+      }
     }
     return out;
   }
