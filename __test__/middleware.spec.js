@@ -225,6 +225,65 @@ describe('middleware options', () => {
   });
 });
 
+describe('node:http2 compatibility API', () => {
+  it('keeps each stream\'s context in its body listeners and counts its bytes, many streams on one connection', async () => {
+    const http2 = require('node:http2');
+    const log = tempLog();
+    const server = http2.createServer(ambient.wrapHandler((req, res) => {
+      const seen = [];
+      let body = '';
+      req.setEncoding('utf8');
+      req.on('data', (chunk) => {
+        body += chunk;
+        seen.push(RequestContext.current()?.requestId);
+      });
+      req.once('end', async () => {
+        seen.push(RequestContext.current()?.requestId);
+        await sleep(Math.random() * 5);
+        res.write(JSON.stringify({ body, seen }));
+        res.end('\n');
+      });
+    }, { logger: log.logger }));
+    const port = await listen(server);
+    const client = http2.connect(`http://127.0.0.1:${port}`);
+    try {
+      const ids = Array.from({ length: 30 }, (_, i) => `h2-${i}`);
+      const replies = await Promise.all(ids.map((id) => new Promise((resolve, reject) => {
+        const stream = client.request({ ':method': 'POST', ':path': `/items/${id}`, 'x-request-id': id });
+        let text = '';
+        let echoed;
+        stream.setEncoding('utf8');
+        stream.on('response', (headers) => { echoed = headers['x-request-id']; });
+        stream.on('data', (chunk) => { text += chunk; });
+        stream.on('end', () => resolve({ echoed, length: Buffer.byteLength(text), ...JSON.parse(text) }));
+        stream.on('error', reject);
+        // The body arrives in two parts at random times, interleaved across streams.
+        setTimeout(() => {
+          stream.write(`${id}:`);
+          setTimeout(() => stream.end('payload'), Math.random() * 10);
+        }, Math.random() * 10);
+      })));
+      for (const [i, reply] of replies.entries()) {
+        assert.equal(reply.echoed, ids[i]);
+        assert.equal(reply.body, `${ids[i]}:payload`);
+        assert.ok(reply.seen.length >= 2);
+        assert.deepEqual(reply.seen, reply.seen.map(() => ids[i]), 'data and end ran in the stream\'s own context');
+      }
+      const completed = (await linesOf(log)).filter((l) => l.msg === 'request completed');
+      assert.equal(completed.length, ids.length);
+      for (const line of completed) {
+        const reply = replies[ids.indexOf(line.requestId)];
+        assert.equal(line.url, `/items/${line.requestId}`);
+        assert.equal(line.status, 200);
+        assert.equal(line.bytes, reply.length, 'bytes written through write() and end() are counted once');
+      }
+    } finally {
+      client.close();
+      server.close();
+    }
+  });
+});
+
 describe('body bytes', () => {
   it('counts what each response wrote, streamed in strings of any encoding and buffers, with no content-length', async () => {
     const log = tempLog();

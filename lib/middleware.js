@@ -21,17 +21,13 @@ const { invalidArgType, invalidArgValue, validateFunction, validateObject } = re
 // added while a request context is current (lib/frame.js,
 // bindToCurrentContext).
 const BOUND_EVENTS = new Set(['data', 'end', 'finish', 'close', 'error', 'readable', 'aborted']);
-let listenersHooked = false;
 // ServerResponse#on as it was before the hook, for the middleware's own
 // listeners: they are handed their context, so they need no binding.
 let addResponseListener;
 
-function hookListeners() {
-  if (listenersHooked) return;
-  listenersHooked = true;
-  addResponseListener = http.ServerResponse.prototype.on;
+function hookListeners(prototypes) {
   const bindsNow = (event, listener) => typeof listener === 'function' && BOUND_EVENTS.has(event) && RequestContext.current() !== undefined;
-  for (const proto of [http.IncomingMessage.prototype, http.ServerResponse.prototype]) {
+  for (const proto of prototypes) {
     const adds = { on: proto.on, addListener: proto.addListener, prependListener: proto.prependListener };
     for (const [method, add] of Object.entries(adds)) {
       proto[method] = function addInRequestContext(event, listener) {
@@ -94,29 +90,50 @@ function perResponse(name) {
 // Body bytes per response, counted by a prototype hook like the listeners:
 // content-length is often absent (streams, chunked responses).
 const bodyBytes = perResponse('ambient.bodyBytes');
-let bytesHooked = false;
 // The error errorLogger() saw for a response, for its access line.
 const failedWith = perResponse('ambient.failedWith');
 
-function hookByteCount() {
-  if (bytesHooked) return;
-  bytesHooked = true;
-  const proto = http.ServerResponse.prototype;
-  const { write, end } = proto;
+function hookByteCount(proto, methods) {
   const add = (res, chunk, encoding) => {
     if (chunk == null || typeof chunk === 'function') return;
     const count = bodyBytes.get(res);
     if (count === undefined) return;
     bodyBytes.set(res, count + (typeof chunk === 'string' ? Buffer.byteLength(chunk, typeof encoding === 'string' ? encoding : 'utf8') : chunk.length));
   };
-  proto.write = function countedWrite(chunk, encoding, cb) {
-    add(this, chunk, encoding);
-    return write.call(this, chunk, encoding, cb);
-  };
-  proto.end = function countedEnd(chunk, encoding, cb) {
-    add(this, chunk, encoding);
-    return end.call(this, chunk, encoding, cb);
-  };
+  for (const method of methods) {
+    const original = proto[method];
+    proto[method] = {
+      [method](chunk, encoding, cb) {
+        add(this, chunk, encoding);
+        return original.call(this, chunk, encoding, cb);
+      },
+    }[method];
+  }
+}
+
+let httpHooked = false;
+function hookHttp() {
+  if (httpHooked) return;
+  httpHooked = true;
+  addResponseListener = http.ServerResponse.prototype.on;
+  hookListeners([http.IncomingMessage.prototype, http.ServerResponse.prototype]);
+  hookByteCount(http.ServerResponse.prototype, ['write', 'end']);
+}
+
+// node:http2's compatibility API (http2.createServer(handler), and Koa or
+// Fastify on it) has request and response classes of its own. They are
+// hooked when an adapter first sees one of its responses, before any
+// listener of that request is added; the app has loaded node:http2 by then.
+// Express does not run on it, so its middleware does not check (an
+// instanceof costs 25-40 ns a request here).
+let http2Hooked = false;
+function hookHttp2For(res) {
+  if (http2Hooked || res instanceof http.ServerResponse) return;
+  http2Hooked = true;
+  const { Http2ServerRequest, Http2ServerResponse } = require('node:http2');
+  hookListeners([Http2ServerRequest.prototype, Http2ServerResponse.prototype]);
+  // Its end() writes its chunk through this.write(): counted there.
+  hookByteCount(Http2ServerResponse.prototype, ['write']);
 }
 
 // Why a request id header was not used. Never the value itself: it may be
@@ -169,8 +186,7 @@ function ambientMiddleware(options = {}) {
   const completedMessage = options.completedMessage ?? 'request completed';
   if (typeof completedMessage !== 'string') throw invalidArgType('options.completedMessage', 'string', completedMessage);
   if (typeof log[level] !== 'function') throw invalidArgValue('options.level', level, 'is not a level of the logger');
-  hookListeners();
-  hookByteCount();
+  hookHttp();
 
   const levelValue = LEVELS[level];
   // Another logger (pino, winston, ...) is called inside the context, where
@@ -255,6 +271,7 @@ function wrapHandler(handler, options = {}) {
   validateFunction(handler, 'handler');
   const middleware = ambientMiddleware(options);
   return function ambientHandler(req, res) {
+    hookHttp2For(res);
     middleware(req, res, () => handler.call(this, req, res));
   };
 }
@@ -266,6 +283,7 @@ function wrapHandler(handler, options = {}) {
 function koa(options = {}) {
   const middleware = ambientMiddleware(options);
   return function ambientKoa(kctx, next) {
+    hookHttp2For(kctx.res);
     return new Promise((resolve, reject) => {
       // Called inside the context: Koa's downstream chain starts there.
       middleware(kctx.req, kctx.res, () => next().then(resolve, reject));
@@ -280,7 +298,10 @@ function koa(options = {}) {
  */
 function fastify(instance, options, done) {
   const middleware = ambientMiddleware(options);
-  instance.addHook('onRequest', (request, reply, hookDone) => middleware(request.raw, reply.raw, hookDone));
+  instance.addHook('onRequest', (request, reply, hookDone) => {
+    hookHttp2For(reply.raw);
+    middleware(request.raw, reply.raw, hookDone);
+  });
   done();
 }
 // Fastify's own convention (what fastify-plugin sets): no encapsulation.
