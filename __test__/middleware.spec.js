@@ -656,11 +656,18 @@ describe('adapters for pino and winston', () => {
       format: winston.format.combine(ambient.winstonFormat(), winston.format.json()),
       transports: [new winston.transports.Stream({ stream: new Writable({ write(c, e, cb) { chunks.push(String(c)); cb(); } }) })],
     });
-    RequestContext.run({ requestId: 'winston-1', fields: { tenant: 'acme' } }, () => logger.info('hello'));
+    RequestContext.run({ requestId: 'winston-1', fields: { tenant: 'acme', message: 'a field', plan: 'pro' } }, () => {
+      logger.info('hello');
+      logger.warn('from the call', { plan: 'free' });
+    });
     await sleep(10);
-    const line = JSON.parse(chunks[0]);
+    const [line, second] = chunks.map((c) => JSON.parse(c));
     assert.equal(line.requestId, 'winston-1');
     assert.equal(line.tenant, 'acme');
-    assert.equal(line.message, 'hello');
+    assert.equal(line.plan, 'pro');
+    assert.equal(line.message, 'hello', 'a field does not replace the message');
+    assert.equal(line.level, 'info');
+    // As with pino's mixin, what the log call gives wins over a field.
+    assert.deepEqual([second.message, second.level, second.plan, second.tenant], ['from the call', 'warn', 'free', 'acme']);
   });
 });

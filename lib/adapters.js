@@ -25,7 +25,13 @@ function pinoMixin() {
 function winstonFormat() {
   return {
     transform(info) {
-      return Object.assign(info, contextFields());
+      const fields = contextFields();
+      // What the log call gave wins, as with pino's mixin: a field named
+      // `message` must not replace the message.
+      for (const key of Object.keys(fields)) {
+        if (!Object.hasOwn(info, key)) info[key] = fields[key];
+      }
+      return info;
     },
   };
 }
