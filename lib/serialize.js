@@ -73,9 +73,9 @@ function readOrReason(object, key) {
 // Values are first serialized with no guard, which costs nothing while
 // nothing throws. Only when something does is the value serialized again
 // with each member guarded (`safe`), as fast-safe-stringify retries; a
-// getter that threw is then read a second time.
-// `asText` turns the placeholder of a root that cannot be read at all into
-// what the caller returns.
+// getter that threw is then read a second time. A root that cannot be read
+// at all leaves only its placeholder, which `asText` places in what the
+// caller returns.
 function serializeGuarded(serialize, value, redact, seen, asText) {
   const depthOfSeen = seen.length;
   try {
