@@ -415,6 +415,25 @@ describe('lifecycle and registry', () => {
     assert.equal(after.open, before.open);
   });
 
+  it('inFlight() keeps to its limit and refuses counts that would wrap, with Node-style errors', () => {
+    const contexts = Array.from({ length: 5 }, (_, i) => RequestContext.begin({ name: `limit-${i}`, fields: { a: 1, b: 2, c: 3 } }));
+    try {
+      assert.equal(RequestContext.inFlight({ limit: 3 }).length, 3);
+      assert.equal(RequestContext.inFlight({ limit: 0 }).length, 0);
+      const mine = RequestContext.inFlight({ limit: 1000, maxFields: 2 }).filter((c) => c.name?.startsWith('limit-'));
+      assert.equal(mine.length, 5);
+      assert.ok(mine.every((c) => Object.keys(c.fields).length === 2));
+      // Before, -1 wrapped to 4294967295 and 2 ** 40 to 0 on the way into Rust.
+      for (const limit of [-1, 1.5, NaN, 2 ** 40, '3', null]) {
+        assert.throws(() => RequestContext.inFlight({ limit }), { name: 'TypeError', code: 'ERR_INVALID_ARG_VALUE' }, String(limit));
+      }
+      assert.throws(() => RequestContext.inFlight({ maxFields: -1 }), { code: 'ERR_INVALID_ARG_VALUE' });
+      assert.throws(() => RequestContext.inFlight(null), { code: 'ERR_INVALID_ARG_TYPE' });
+    } finally {
+      for (const ctx of contexts) ctx.end();
+    }
+  });
+
   it('releases records when their JS objects are collected, and flags lingering ones', async () => {
     const { setFlagsFromString } = require('node:v8');
     setFlagsFromString('--expose-gc');

@@ -287,6 +287,10 @@ function checkFieldKey(key, name = 'key') {
   if (LINE_KEYS.has(key)) throw invalidArgValue(name, key, `is a key every log line writes itself (${[...LINE_KEYS].join(', ')})`);
 }
 
+function checkCount(value, name) {
+  if (!Number.isInteger(value) || value < 0 || value > 0xffffffff) throw invalidArgValue(name, value, 'must be a non-negative integer');
+}
+
 function checkFieldValue(value) {
   const type = typeof value;
   if (value === null || type === 'string' || type === 'number' || type === 'boolean' || type === 'bigint') return;
@@ -684,7 +688,12 @@ class RequestContext {
   }
 
   /** Open contexts, oldest first. */
-  static inFlight({ limit = 100, maxFields = 16 } = {}) {
+  static inFlight(options = {}) {
+    validateObject(options, 'options');
+    const { limit = 100, maxFields = 16 } = options;
+    // Rust takes both as u32: a negative or fractional number would wrap.
+    checkCount(limit, 'options.limit');
+    checkCount(maxFields, 'options.maxFields');
     publish();
     return native.contextInFlight(limit, maxFields).map(({ fields, ...rest }) => ({
       ...rest,
@@ -713,7 +722,7 @@ class RequestContext {
       if (!['maxFields', 'maxKeyBytes', 'maxValueBytes', 'maxTotalBytes'].includes(name)) {
         throw invalidArgValue(`options.${name}`, value, 'is not a known setting');
       }
-      if (!Number.isInteger(value) || value < 0 || value > 0xffffffff) throw invalidArgValue(`options.${name}`, value, 'must be a non-negative integer');
+      checkCount(value, `options.${name}`);
     }
     return { ...native.contextConfigure(limits), lingerGraceMs: settings.lingerGraceMs, warnOnUseAfterEnd: settings.warnOnUseAfterEnd };
   }
