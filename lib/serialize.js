@@ -73,21 +73,26 @@ function readOrReason(object, key) {
 // Values are first serialized with no guard, which costs nothing while
 // nothing throws. Only when something does is the value serialized again
 // with each member guarded (`safe`), as fast-safe-stringify retries; a
-// getter that threw is then read a second time. A root that cannot be read
-// at all leaves only its placeholder, which `asText` places in what the
-// caller returns.
-function serializeGuarded(serialize, value, redact, seen, asText) {
+// getter that threw is then read a second time. `asMembers`: the root's
+// members without braces (bindings), where a root that cannot be read at
+// all leaves its placeholder under `bindings`.
+function serializeGuarded(object, redact, seen, asMembers) {
   const depthOfSeen = seen.length;
   try {
-    return serialize(value, redact, seen, false);
+    return serializeRoot(object, redact, seen, asMembers, false);
   } catch {
     seen.length = depthOfSeen;
     try {
-      return serialize(value, redact, seen, true);
+      return serializeRoot(object, redact, seen, asMembers, true);
     } catch (err) {
-      return asText(JSON.stringify(unserializableText(err)));
+      const placeholder = JSON.stringify(unserializableText(err));
+      return asMembers ? `"bindings":${placeholder}` : placeholder;
     }
   }
+}
+
+function serializeRoot(object, redact, seen, asMembers, safe) {
+  return asMembers ? serializeMembers(object, redact, seen, 1, safe) : serializeValue(object, redact, seen, 0, safe);
 }
 
 // A member in the guarded pass: reading it, its toJSON() or its own
@@ -163,9 +168,6 @@ function serializeMembers(object, redact, seen, depth, safe) {
   return out;
 }
 
-const serializeRoot = (object, redact, seen, safe) => serializeValue(object, redact, seen, 0, safe);
-const serializeRootMembers = (object, redact, seen, safe) => serializeMembers(object, redact, seen, 1, safe);
-
 /** An object as JSON text. */
 function serializeObject(object, redact) {
   // Not always an object: an array, what a toJSON() returned, or the
@@ -173,12 +175,12 @@ function serializeObject(object, redact) {
   // under `value` (src/log.rs, push_object_members, and prettyLine):
   // looking at the text's first character here would flatten the string,
   // which the crossing into Rust does anyway.
-  return serializeGuarded(serializeRoot, object, redact, [], (placeholder) => placeholder) ?? '{}';
+  return serializeGuarded(object, redact, [], false) ?? '{}';
 }
 
 /** An object's members as JSON text without braces (`"a":1,"b":2`), for bindings. */
 function serializeBindings(object, redact) {
-  return serializeGuarded(serializeRootMembers, object, redact, [object], (placeholder) => `"bindings":${placeholder}`);
+  return serializeGuarded(object, redact, [object], true);
 }
 
 module.exports = { compileRedaction, serializeObject, serializeBindings };
