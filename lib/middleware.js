@@ -102,12 +102,10 @@ function hookByteCount(proto, methods) {
   };
   for (const method of methods) {
     const original = proto[method];
-    proto[method] = {
-      [method](chunk, encoding, cb) {
-        add(this, chunk, encoding);
-        return original.call(this, chunk, encoding, cb);
-      },
-    }[method];
+    proto[method] = function countBodyBytes(chunk, encoding, cb) {
+      add(this, chunk, encoding);
+      return original.call(this, chunk, encoding, cb);
+    };
   }
 }
 
