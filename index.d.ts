@@ -347,6 +347,16 @@ export interface MiddlewareOptions {
   completedMessage?: string
 }
 
+export interface AdapterOptions extends MiddlewareOptions {
+  /**
+   * Koa and Fastify have no place for an error middleware after the routes,
+   * so their adapters log a request that failed with a server error (status
+   * 500 or more) as 'request failed', with the error. Default true. Either
+   * way the error is on the request's access line.
+   */
+  logErrors?: boolean
+}
+
 type RequestHandler = (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse, next: (err?: unknown) => void) => void
 
 /** Express (4 and 5) middleware: one request context per request, logged when it completes. */
@@ -356,9 +366,16 @@ export declare function errorLogger(options?: { logger?: Logger }): (err: unknow
 /** The same per-request context for a plain node:http handler. */
 export declare function wrapHandler<H extends (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => unknown>(handler: H, options?: MiddlewareOptions): (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => void
 /** Koa middleware: one request context per request, everything downstream inside it, logged when it completes. */
-export declare function koa(options?: MiddlewareOptions): (ctx: { req: import('node:http').IncomingMessage; res: import('node:http').ServerResponse }, next: () => Promise<unknown>) => Promise<void>
+export declare function koa(options?: AdapterOptions): (ctx: { req: import('node:http').IncomingMessage; res: import('node:http').ServerResponse }, next: () => Promise<unknown>) => Promise<void>
+
+type FastifyRaw = { raw: import('node:http').IncomingMessage }
+type FastifyReplyRaw = { raw: import('node:http').ServerResponse }
+interface FastifyHooks {
+  addHook(name: 'onRequest', hook: (request: FastifyRaw, reply: FastifyReplyRaw, done: (err?: Error) => void) => void): unknown
+  addHook(name: 'onError', hook: (request: FastifyRaw, reply: FastifyReplyRaw, error: Error, done: () => void) => void): unknown
+}
 /** Fastify plugin (`app.register(fastify, options)`): the same, from the onRequest hook on, for the whole app. */
-export declare function fastify(instance: { addHook(name: 'onRequest', hook: (request: { raw: import('node:http').IncomingMessage }, reply: { raw: import('node:http').ServerResponse }, done: (err?: Error) => void) => void): unknown }, options: MiddlewareOptions | undefined, done: (err?: Error) => void): void
+export declare function fastify(instance: FastifyHooks, options: AdapterOptions | undefined, done: (err?: Error) => void): void
 
 export interface PropagationOptions {
   /** Default 'x-request-id'. */

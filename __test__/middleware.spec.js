@@ -547,19 +547,28 @@ for (const framework of ['Koa', 'Fastify']) {
         if (fail) throw new Error('handler failed');
         return RequestContext.require().requestId;
       };
+      const refused = () => Object.assign(new Error('not yours'), { status: 403, statusCode: 403, expose: true });
       if (framework === 'Koa') {
         const Koa = require('koa');
+        const Router = require('@koa/router');
         app = new Koa();
         app.silent = true;
         app.use(ambient.koa({ logger: log.logger }));
-        app.use(async (kctx) => { kctx.body = await handler(kctx.path === '/fail'); });
+        const router = new Router({ prefix: '/api' });
+        router.get('/orders/:id', async (kctx) => { kctx.body = await handler(false); });
+        router.get('/fail', async (kctx) => { kctx.body = await handler(true); });
+        router.get('/refused', () => { throw refused(); });
+        app.use(router.routes());
         server = http.createServer(app.callback());
         port = await listen(server);
       } else {
         app = require('fastify')();
         await app.register(ambient.fastify, { logger: log.logger });
-        app.get('/', () => handler(false));
-        app.get('/fail', () => handler(true));
+        await app.register(async (api) => {
+          api.get('/orders/:id', () => handler(false));
+          api.get('/fail', () => handler(true));
+          api.get('/refused', async () => { throw refused(); });
+        }, { prefix: '/api' });
         await app.listen({ port: 0, host: '127.0.0.1' });
         port = app.server.address().port;
       }
@@ -569,7 +578,7 @@ for (const framework of ['Koa', 'Fastify']) {
 
     it('runs every request in its own context, downstream awaits included, and logs it', async () => {
       const ids = Array.from({ length: 100 }, (_, i) => `${framework.toLowerCase()}-${i}`);
-      const responses = await Promise.all(ids.map((id) => request(port, { headers: { 'x-request-id': id } })));
+      const responses = await Promise.all(ids.map((id, i) => request(port, { path: `/api/orders/${i}`, headers: { 'x-request-id': id } })));
       assert.deepEqual(responses.map((r) => r.body), ids, 'each handler saw its own request id');
       assert.ok(responses.every((r, i) => r.headers['x-request-id'] === ids[i] && /^00-[0-9a-f]{32}-[0-9a-f]{16}-0[13]$/.test(r.headers.traceparent)));
       const lines = await linesOf(log);
@@ -578,6 +587,8 @@ for (const framework of ['Koa', 'Fastify']) {
         assert.deepEqual(mine.map((l) => l.msg).sort(), ['in the handler', 'request completed']);
         const completed = mine.find((l) => l.msg === 'request completed');
         assert.equal(completed.status, 200);
+        assert.equal(completed.route, '/api/orders/:id', 'the route pattern, prefix included');
+        assert.equal(completed.url, `/api/orders/${ids.indexOf(id)}`);
         assert.equal(completed.step, 'handled', 'a field set downstream is on the access line');
         assert.equal(mine[0].traceId, completed.traceId);
       }
@@ -587,7 +598,7 @@ for (const framework of ['Koa', 'Fastify']) {
       it('ends and logs requests made with inject(), whose responses never emit close', async () => {
         const open = RequestContext.stats().open;
         const ids = Array.from({ length: 50 }, (_, i) => `inject-${i}`);
-        const responses = await Promise.all(ids.map((id) => app.inject({ method: 'GET', url: '/', headers: { 'x-request-id': id } })));
+        const responses = await Promise.all(ids.map((id) => app.inject({ method: 'GET', url: '/api/orders/1', headers: { 'x-request-id': id } })));
         assert.deepEqual(responses.map((r) => r.body), ids);
         assert.equal(RequestContext.stats().open, open, 'every injected request ended');
         const lines = await linesOf(log);
@@ -600,11 +611,62 @@ for (const framework of ['Koa', 'Fastify']) {
       });
     }
 
-    it('logs a failing request with its status', async () => {
-      const res = await request(port, { path: '/fail', headers: { 'x-request-id': `${framework}-fail` } });
+    it('logs a request that failed with a server error, with its request id, and puts the error on its access line', async () => {
+      const res = await request(port, { path: '/api/fail', headers: { 'x-request-id': `${framework}-fail` } });
       assert.equal(res.status, 500);
-      const completed = (await linesOf(log)).find((l) => l.requestId === `${framework}-fail` && l.msg === 'request completed');
+      const mine = (await linesOf(log)).filter((l) => l.requestId === `${framework}-fail`);
+      const failed = mine.find((l) => l.msg === 'request failed');
+      assert.equal(failed.level, 50);
+      assert.equal(failed.err.message, 'handler failed');
+      assert.match(failed.err.stack, /handler failed/);
+      const completed = mine.find((l) => l.msg === 'request completed');
       assert.equal(completed.status, 500);
+      assert.equal(completed.route, '/api/fail');
+      assert.equal(completed.err.message, 'handler failed');
+    });
+
+    it('does not report an error meant for the client, and logs none with logErrors: false', async () => {
+      const res = await request(port, { path: '/api/refused', headers: { 'x-request-id': `${framework}-refused` } });
+      assert.equal(res.status, 403);
+      const mine = (await linesOf(log)).filter((l) => l.requestId === `${framework}-refused`);
+      assert.deepEqual(mine.map((l) => l.msg), ['request completed']);
+      assert.equal(mine[0].status, 403);
+      assert.equal(mine[0].err.message, 'not yours');
+
+      const quiet = tempLog();
+      let quietPort;
+      let close;
+      if (framework === 'Koa') {
+        const quietApp = new (require('koa'))();
+        quietApp.silent = true;
+        quietApp.use(ambient.koa({ logger: quiet.logger, logErrors: false }));
+        quietApp.use(() => { throw new Error('quietly'); });
+        const quietServer = http.createServer(quietApp.callback());
+        quietPort = await listen(quietServer);
+        close = () => quietServer.close();
+      } else {
+        const quietApp = require('fastify')();
+        await quietApp.register(ambient.fastify, { logger: quiet.logger, logErrors: false });
+        quietApp.get('/', async () => { throw new Error('quietly'); });
+        await quietApp.listen({ port: 0, host: '127.0.0.1' });
+        quietPort = quietApp.server.address().port;
+        close = () => quietApp.close();
+      }
+      try {
+        assert.equal((await request(quietPort, { headers: { 'x-request-id': 'quiet-1' } })).status, 500);
+        const lines = await linesOf(quiet);
+        assert.deepEqual(lines.map((l) => l.msg), ['request completed']);
+        assert.equal(lines[0].err.message, 'quietly');
+      } finally {
+        await close();
+      }
+    });
+
+    it('refuses a logErrors option that is not a boolean', async () => {
+      const attempt = framework === 'Koa' ?
+        async () => ambient.koa({ logErrors: 'no' }) :
+        () => require('fastify')().register(ambient.fastify, { logErrors: 'no' }).ready();
+      await assert.rejects(attempt, { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE', message: /"options\.logErrors" argument must be of type boolean/ });
     });
   });
 }

@@ -147,10 +147,21 @@ function headerString(value) {
   return typeof value === 'string' ? value : undefined;
 }
 
-function routeOf(req) {
-  // Express sets req.route on the matched route; baseUrl covers routers.
+// The matched route's pattern, read when the request completes, from what
+// the framework passes as the route source: Express sets req.route on the
+// matched route (baseUrl covers routers), @koa/router sets _matchedRoute on
+// Koa's context, and Fastify has request.routeOptions.url.
+function expressRoute(req) {
   const path = req.route?.path;
   return typeof path === 'string' ? `${req.baseUrl ?? ''}${path}` : undefined;
+}
+
+function koaRoute(kctx) {
+  return headerString(kctx._matchedRoute);
+}
+
+function fastifyRoute(request) {
+  return headerString(request.routeOptions?.url);
 }
 
 // options.logger, or a new logger. Any logger with the methods the caller
@@ -170,9 +181,24 @@ function loggerOption(options, methods) {
  * completedMessage ('request completed').
  */
 function ambientMiddleware(options = {}) {
+  const handle = requestHandler(options, expressRoute, false);
+  return function ambientRequestContext(req, res, next) {
+    handle(req, res, next, req);
+  };
+}
+
+// The middleware for any framework: `routeSource` is what `routeOf` reads
+// the matched route from when the request completes. Koa and Fastify have
+// no place for an error middleware after the routes, as Express has for
+// errorLogger(), so with `reportsErrors` their adapters log a request that
+// failed with a server error (status 500 or more) themselves, unless
+// options.logErrors is false. Either way its error goes on the access line.
+function requestHandler(options, routeOf, reportsErrors) {
   validateObject(options, 'options');
+  const logErrors = reportsErrors && (options.logErrors ?? true);
+  if (typeof logErrors !== 'boolean') throw invalidArgType('options.logErrors', 'boolean', options.logErrors);
   // Besides options.level: aborted requests and replaced ids.
-  const log = loggerOption(options, ['warn', 'debug']);
+  const log = loggerOption(options, logErrors ? ['warn', 'debug', 'error'] : ['warn', 'debug']);
   const header = options.requestIdHeader ?? 'x-request-id';
   if (typeof header !== 'string') throw invalidArgType('options.requestIdHeader', 'string', header);
   // A name setHeader() would refuse must fail here, not in every request.
@@ -195,7 +221,7 @@ function ambientMiddleware(options = {}) {
     (ctx, levelName, line, msg) => log[WRITE_IN](ctx, LEVELS[levelName], line, msg) :
     (ctx, levelName, line, msg) => ctx.run(() => log[levelName](line, msg));
 
-  return function ambientRequestContext(req, res, next) {
+  const handle = function handleInRequestContext(req, res, next, routeSource) {
     const headers = req.headers;
     const raw = headers[headerKey];
     let requestId;
@@ -229,10 +255,13 @@ function ambientMiddleware(options = {}) {
       const err = failedWith.get(res);
       const bytes = bodyBytes.get(res);
       if (own && !aborted && !err) {
-        log[WRITE_ACCESS](ctx, levelValue, req.method, routeOf(req), url, res.statusCode, durationMs, bytes, completed, wallTimeAt(now));
+        log[WRITE_ACCESS](ctx, levelValue, req.method, routeOf(routeSource), url, res.statusCode, durationMs, bytes, completed, wallTimeAt(now));
       } else {
-        const line = { method: req.method, route: routeOf(req), url, status: aborted ? undefined : res.statusCode, durationMs, bytes };
-        if (err) line.err = err;
+        const line = { method: req.method, route: routeOf(routeSource), url, status: aborted ? undefined : res.statusCode, durationMs, bytes };
+        if (err) {
+          line.err = err;
+          if (logErrors && res.statusCode >= 500) write(ctx, 'error', { err }, 'request failed');
+        }
         if (aborted) {
           line.aborted = true;
           write(ctx, 'warn', line, 'request aborted');
@@ -248,6 +277,7 @@ function ambientMiddleware(options = {}) {
     if (logStart) write(ctx, level, { method: req.method, url: req.originalUrl ?? req.url }, 'request started');
     ctx.run(next);
   };
+  return handle;
 }
 
 /**
@@ -279,12 +309,16 @@ function wrapHandler(handler, options = {}) {
  * runs inside it. `app.use(koa(options))` first.
  */
 function koa(options = {}) {
-  const middleware = ambientMiddleware(options);
+  const handle = requestHandler(options, koaRoute, true);
   return function ambientKoa(kctx, next) {
     hookHttp2For(kctx.res);
     return new Promise((resolve, reject) => {
-      // Called inside the context: Koa's downstream chain starts there.
-      middleware(kctx.req, kctx.res, () => next().then(resolve, reject));
+      // Called inside the context: Koa's downstream chain starts there, and
+      // so does this rejection handler.
+      handle(kctx.req, kctx.res, () => next().then(resolve, (err) => {
+        failedWith.set(kctx.res, err);
+        reject(err);
+      }), kctx);
     });
   };
 }
@@ -295,10 +329,24 @@ function koa(options = {}) {
  * only to routes registered inside it.
  */
 function fastify(instance, options, done) {
-  const middleware = ambientMiddleware(options);
+  let handle;
+  try {
+    handle = requestHandler(options, fastifyRoute, true);
+  } catch (err) {
+    // Thrown here it would be uncaught; Fastify's register() and ready()
+    // reject with what done() is given.
+    done(err);
+    return;
+  }
   instance.addHook('onRequest', (request, reply, hookDone) => {
     hookHttp2For(reply.raw);
-    middleware(request.raw, reply.raw, hookDone);
+    handle(request.raw, reply.raw, hookDone, request);
+  });
+  // Before the error handler, which picks the status: the access line
+  // decides whether it was a server error.
+  instance.addHook('onError', (request, reply, err, hookDone) => {
+    failedWith.set(reply.raw, err);
+    hookDone();
   });
   done();
 }

@@ -78,3 +78,14 @@ const format = winstonFormat()
 // @ts-expect-error not a level
 createLogger({ level: 'loud' })
 export { flushed, mw, errs, httpHandler, stop, mixin, format }
+
+import Koa = require('koa')
+import { fastify as createFastify } from 'fastify'
+import { koa, fastify } from '../..'
+const koaApp = new Koa()
+koaApp.use(koa({ logger, logErrors: false }))
+const fastifyApp = createFastify()
+fastifyApp.register(fastify, { logger, logErrors: true })
+// @ts-expect-error logErrors is a boolean
+koa({ logErrors: 'no' })
+export { koaApp, fastifyApp }
