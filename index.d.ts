@@ -128,6 +128,11 @@ export interface ContextToken {
   requestId: string
   traceId: string
   spanId: string
+  /** What a follow-up needs should the context have ended when the token is used. */
+  traceFlags: number
+  tracestate: string
+  baggage: Array<{ key: string; value: string; properties: string[] }>
+  fields: Record<string, FieldValue>
 }
 
 /** Task data wrapped by `RequestContext.task()`. */
@@ -195,12 +200,21 @@ export declare class RequestContext {
    * @throws {Error} `ERR_AMBIENT_NO_CONTEXT` outside a context.
    */
   static require(): RequestContext
-  /** A context handed over from another thread. */
+  /**
+   * A context handed over from another thread.
+   * @throws {Error} `ERR_AMBIENT_CONTEXT_RELEASED` once nothing holds the context, or for a token from another process.
+   */
   static fromToken(token: ContextToken): RequestContext
+  /**
+   * Runs fn in the token's context; once that has ended, in a follow-up
+   * ended when fn settles: same request id and trace, a new span whose
+   * parent is the token's, and the tracestate, baggage and fields of the
+   * token.
+   */
   static runWithToken<R, TArgs extends any[]>(token: ContextToken, fn: (...args: TArgs) => R, ...args: TArgs): R
   /** Wraps task data for a worker (workerData, postMessage, piscina) with the current context. */
   static task<T>(data: T): ContextTask<T>
-  /** Wraps a worker-side handler: runs it in the context of each `task()`, with the task's data. */
+  /** Wraps a worker-side handler: runs it in the context of each `task()` (see `runWithToken`), with the task's data. */
   static handleTask<T, R>(handler: (data: T) => R): (task: ContextTask<T> | T) => R
   /** Process-wide counters (all threads: this thread's exactly, others' within about 10 ms). */
   static stats(): ContextStats

@@ -29,7 +29,7 @@ describe('worker threads', () => {
       const exited = once(worker, 'exit');
       const result = await once(worker, 'message');
       await exited;
-      assert.deepEqual(result, { reply: 'hello', requestId: ctx.requestId, traceId: ctx.traceId, spanId: ctx.spanId, user: 'ada' });
+      assert.deepEqual(result, { reply: 'hello', requestId: ctx.requestId, traceId: ctx.traceId, spanId: ctx.spanId, parentSpanId: undefined, name: undefined, user: 'ada' });
       assert.equal(ctx.get('fromWorker'), 42, 'a field set in the worker is visible to the parent');
     });
   });
@@ -100,7 +100,94 @@ describe('worker threads', () => {
   it('rejects a token that is not one', () => {
     assert.throws(() => RequestContext.fromToken({ id: 1 }), { code: 'ERR_INVALID_ARG_VALUE' });
     assert.throws(() => RequestContext.fromToken(null), { code: 'ERR_INVALID_ARG_VALUE' });
-    assert.throws(() => RequestContext.fromToken({ type: 'ambient.context/v1', id: 2 ** 50 }), { code: 'ERR_AMBIENT_CONTEXT_RELEASED' });
+    assert.throws(() => RequestContext.fromToken({ type: 'ambient.context/v1', id: 2 ** 50, requestId: 'r', spanId: 's' }), { code: 'ERR_AMBIENT_CONTEXT_RELEASED' });
+    assert.throws(() => RequestContext.runWithToken({ id: 1 }, () => 1), { code: 'ERR_INVALID_ARG_VALUE' });
+  });
+
+  it('tasks handled after their request ended run in a follow-up of it, among tasks handled while theirs is open', async () => {
+    const worker = new Worker(fixture('context_worker.js'));
+    const pending = new Map();
+    worker.on('message', (result) => pending.get(result.reply)(result));
+    try {
+      const outcomes = await Promise.all(Array.from({ length: 80 }, async (_, i) => {
+        // Even ones wait for their task; odd ones respond first, and the
+        // worker takes their task only after they ended.
+        const waits = i % 2 === 0;
+        const reply = new Promise((resolve) => pending.set(`t${i}`, resolve));
+        const request = await RequestContext.run({ fields: { user: `user-${i}` } }, async () => {
+          await sleep(Math.random() * 5);
+          const ctx = RequestContext.require();
+          worker.postMessage(RequestContext.task({ reply: `t${i}`, delayMs: waits ? Math.random() * 5 : 20 + Math.random() * 10 }));
+          if (waits) await reply;
+          return { requestId: ctx.requestId, traceId: ctx.traceId, spanId: ctx.spanId, ended: () => ctx.ended };
+        });
+        assert.equal(request.ended(), true);
+        return { waits, request, result: await reply, user: `user-${i}` };
+      }));
+      for (const { waits, request, result, user } of outcomes) {
+        assert.equal(result.requestId, request.requestId);
+        assert.equal(result.traceId, request.traceId);
+        assert.equal(result.user, user, 'the fields it had when the task was made');
+        if (waits) {
+          assert.equal(result.spanId, request.spanId, 'the request\'s own context');
+        } else {
+          assert.notEqual(result.spanId, request.spanId, 'a span of its own');
+          assert.equal(result.parentSpanId, request.spanId, 'whose parent is the request\'s span');
+          assert.equal(result.name, 'follow-up');
+        }
+      }
+    } finally {
+      await worker.terminate();
+    }
+  });
+
+  it('a task whose context was released, or whose token names another context, runs in a follow-up', async () => {
+    const { setFlagsFromString } = require('node:v8');
+    setFlagsFromString('--expose-gc');
+    const gc = require('node:vm').runInNewContext('gc');
+    const made = (() => {
+      const ctx = RequestContext.begin({ requestId: 'queued-1', traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01', tracestate: 'rojo=00f067aa0ba902b7', baggage: 'tenant=acme;p=1', fields: { user: 'ada' } });
+      const task = ctx.run(() => RequestContext.task({ reply: 'late' }));
+      ctx.end();
+      return { task, spanId: ctx.spanId };
+    })();
+    // Released once the parent's object is collected.
+    for (let i = 0; i < 50; i++) {
+      gc();
+      await sleep(10);
+      try {
+        RequestContext.fromToken(made.task.context);
+      } catch (err) {
+        if (err.code === 'ERR_AMBIENT_CONTEXT_RELEASED') break;
+        throw err;
+      }
+    }
+    assert.throws(() => RequestContext.fromToken(made.task.context), { code: 'ERR_AMBIENT_CONTEXT_RELEASED' });
+
+    const worker = new Worker(fixture('context_worker.js'), { workerData: made.task });
+    const result = await once(worker, 'message');
+    await worker.terminate();
+    assert.equal(result.requestId, 'queued-1');
+    assert.equal(result.traceId, '4bf92f3577b34da6a3ce929d0e0e4736');
+    assert.equal(result.parentSpanId, made.spanId);
+    assert.equal(result.user, 'ada');
+
+    // In this thread: the follow-up carries the trace's state and ends with fn.
+    const followUp = RequestContext.runWithToken(made.task.context, () => RequestContext.require());
+    assert.equal(followUp.ended, true);
+    assert.equal(followUp.tracestate, 'rojo=00f067aa0ba902b7');
+    assert.deepEqual(followUp.baggage, { tenant: 'acme' });
+    assert.equal(followUp.traceFlags, 1);
+
+    // A token from another process names whatever context has its id here.
+    const other = RequestContext.begin({ requestId: 'this-process' });
+    const foreign = { ...other.toToken(), requestId: 'other-process', spanId: '1111111111111111', fields: {} };
+    assert.throws(() => RequestContext.fromToken(foreign), { code: 'ERR_AMBIENT_CONTEXT_RELEASED', message: /not the token's/ });
+    const ran = RequestContext.runWithToken(foreign, () => RequestContext.require());
+    assert.equal(ran.requestId, 'other-process');
+    assert.equal(ran.parentSpanId, '1111111111111111');
+    assert.equal(other.fields().user, undefined);
+    other.end();
   });
 });
 

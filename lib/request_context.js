@@ -304,12 +304,14 @@ function fromNative(err) {
     limit.code = 'ERR_AMBIENT_FIELD_LIMIT';
     return limit;
   }
-  if (err && /does not exist/.test(err.message)) {
-    const gone = new Error(err.message);
-    gone.code = 'ERR_AMBIENT_CONTEXT_RELEASED';
-    return gone;
-  }
+  if (err && /does not exist/.test(err.message)) return contextGone(err.message);
   return err;
+}
+
+function contextGone(message) {
+  const gone = new Error(message);
+  gone.code = 'ERR_AMBIENT_CONTEXT_RELEASED';
+  return gone;
 }
 
 function fieldEntries(fields) {
@@ -640,21 +642,45 @@ class RequestContext {
     return ctx;
   }
 
-  /** A context handed over from another thread (see toToken()). */
+  /**
+   * A context handed over from another thread (see toToken()). Throws
+   * ERR_AMBIENT_CONTEXT_RELEASED once nothing holds the context any more, or
+   * when the token comes from another process.
+   */
   static fromToken(token) {
-    if (token === null || typeof token !== 'object' || token.type !== TOKEN || typeof token.id !== 'number') {
-      throw invalidArgValue('token', token, 'is not a context token from RequestContext#toToken()');
-    }
+    checkToken(token);
+    let ctx;
     try {
-      return new RequestContext(CONSTRUCT, { info: native.contextAttach(token.id) });
+      ctx = new RequestContext(CONSTRUCT, { info: native.contextAttach(token.id) });
     } catch (err) {
       throw fromNative(err);
     }
+    // Ids count up from 1 in every process: a token that crossed processes
+    // (a job queue) can name another request's record here.
+    if (ctx.spanId !== token.spanId || ctx.requestId !== token.requestId) {
+      throw contextGone(`context ${token.id} of this process is not the token's (request ${ctx.requestId}, not ${token.requestId})`);
+    }
+    return ctx;
   }
 
-  /** Runs fn inside the context a token stands for. */
+  /**
+   * Runs fn inside the context a token stands for. Once that context has
+   * ended (a job handled after its request responded), fn runs in a
+   * follow-up context instead, ended when fn settles: the same request id,
+   * a new span of the same trace (its parent the token's span), and the
+   * tracestate, baggage and fields the context had when the token was made.
+   */
   static runWithToken(token, fn, ...args) {
-    return RequestContext.fromToken(token).run(fn, ...args);
+    checkToken(token);
+    validateFunction(fn, 'fn');
+    let ctx;
+    try {
+      ctx = RequestContext.fromToken(token);
+    } catch (err) {
+      if (err.code !== 'ERR_AMBIENT_CONTEXT_RELEASED') throw err;
+    }
+    if (ctx !== undefined && !ctx.ended) return ctx.run(fn, ...args);
+    return RequestContext.run(followUpOptions(token), fn, ...args);
   }
 
   /**
@@ -666,13 +692,17 @@ class RequestContext {
     return { type: TASK, context: currentContext()?.toToken(), data };
   }
 
-  /** Wraps a task handler: unwraps RequestContext.task() data and runs the handler in its context. */
+  /**
+   * Wraps a task handler: unwraps RequestContext.task() data and runs the
+   * handler in its context, or in a follow-up once that has ended (see
+   * runWithToken()).
+   */
   static handleTask(handler) {
     validateFunction(handler, 'handler');
     return function handleContextTask(task, ...rest) {
       if (task === null || typeof task !== 'object' || task.type !== TASK) return handler.call(this, task, ...rest);
       if (task.context === undefined) return handler.call(this, task.data, ...rest);
-      return RequestContext.fromToken(task.context).run(() => handler.call(this, task.data, ...rest));
+      return RequestContext.runWithToken(task.context, () => handler.call(this, task.data, ...rest));
     };
   }
 
@@ -1069,12 +1099,41 @@ class RequestContext {
   /** A small structured-cloneable token for handing this context to a worker. */
   toToken() {
     this.#adopt();
-    return { type: TOKEN, id: this.#id, requestId: this.requestId, traceId: this.traceId, spanId: this.spanId };
+    let baggage;
+    try {
+      baggage = this.#rare?.info?.baggage ?? native.contextBaggage(this.#id);
+    } catch (err) {
+      throw fromNative(err);
+    }
+    return {
+      type: TOKEN, id: this.#id, requestId: this.requestId, traceId: this.traceId, spanId: this.spanId,
+      // For a follow-up, should the context have ended when the token is used.
+      traceFlags: this.traceFlags, tracestate: this.tracestate, baggage, fields: this.fields(),
+    };
   }
 
   toJSON() {
     return { ...this.ids(), name: this.name, fields: this.fields() };
   }
+}
+
+function checkToken(token) {
+  if (token === null || typeof token !== 'object' || token.type !== TOKEN || typeof token.id !== 'number' ||
+    typeof token.requestId !== 'string' || typeof token.spanId !== 'string') {
+    throw invalidArgValue('token', token, 'is not a context token from RequestContext#toToken()');
+  }
+}
+
+function followUpOptions(token) {
+  const { requestId, traceId, spanId, traceFlags, tracestate, baggage, fields } = token;
+  return {
+    requestId,
+    traceparent: traceparent(traceId, spanId, traceFlags),
+    tracestate: tracestate || undefined,
+    baggage: baggage?.length > 0 ? native.formatBaggage(baggage) : undefined,
+    fields,
+    name: 'follow-up',
+  };
 }
 
 function deadlineOptions(options) {
