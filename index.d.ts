@@ -90,7 +90,7 @@ export interface RequestContextOptions {
   name?: string
   /** Initial fields; the same keys as `set()` are refused. */
   fields?: Record<string, FieldValue>
-  /** Milliseconds until the deadline watchdog reports this context. */
+  /** Milliseconds until the deadline watchdog reports this context: 0 to 2^32 - 1, as `AbortSignal.timeout()`. */
   deadlineMs?: number
   /** Called by the watchdog, inside the request's async context, when the deadline passes while open. */
   onDeadline?: (ctx: RequestContext, error: DeadlineExceededError) => void

@@ -79,7 +79,13 @@ describe('running a context', () => {
     assert.throws(() => RequestContext.run({ requestId: 'has space' }, () => {}), { code: 'ERR_INVALID_ARG_VALUE' });
     assert.throws(() => RequestContext.run({ requestId: 'x'.repeat(129) }, () => {}), { code: 'ERR_INVALID_ARG_VALUE' });
     assert.throws(() => RequestContext.run({ fields: { bad: {} } }, () => {}), { code: 'ERR_INVALID_ARG_TYPE' });
-    assert.throws(() => RequestContext.run({ deadlineMs: -1 }, () => {}), { code: 'ERR_INVALID_ARG_VALUE' });
+    for (const deadlineMs of [-1, NaN, Infinity, 2 ** 32, Number.MAX_VALUE, '5']) {
+      assert.throws(() => RequestContext.run({ deadlineMs }, () => {}), { name: 'TypeError', code: 'ERR_INVALID_ARG_VALUE', message: /options\.deadlineMs' must be a number of milliseconds from 0 to 4294967295/ });
+      assert.throws(() => RequestContext.run((ctx) => RequestContext.require().child({ deadlineMs }, () => {})), { code: 'ERR_INVALID_ARG_VALUE' });
+    }
+    const longest = RequestContext.begin({ deadlineMs: 2 ** 32 - 1 });
+    assert.equal(longest.run(() => RequestContext.require()), longest);
+    longest.end();
   });
 
   it('uses a configured request id generator', () => {

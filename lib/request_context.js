@@ -1142,8 +1142,9 @@ function deadlineOptions(options) {
     if (onDeadline !== undefined) throw invalidArgValue('options.onDeadline', onDeadline, 'needs options.deadlineMs');
     return undefined;
   }
-  if (typeof deadlineMs !== 'number' || !(deadlineMs >= 0) || !Number.isFinite(deadlineMs)) {
-    throw invalidArgValue('options.deadlineMs', deadlineMs, 'must be a non-negative finite number');
+  // At most what AbortSignal.timeout() takes: 2^32 - 1 ms, about 49.7 days.
+  if (typeof deadlineMs !== 'number' || !(deadlineMs >= 0 && deadlineMs <= 0xffffffff)) {
+    throw invalidArgValue('options.deadlineMs', deadlineMs, 'must be a number of milliseconds from 0 to 4294967295');
   }
   if (onDeadline !== undefined) validateFunction(onDeadline, 'options.onDeadline');
   return { ms: deadlineMs, onDeadline, armed: false, controller: new AbortController() };

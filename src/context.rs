@@ -127,8 +127,10 @@ fn info(r: &Record) -> ContextInfo {
   }
 }
 
+// JS refuses what is not a number of ms up to u32::MAX; past what a Duration
+// holds there is no deadline to watch, rather than a panic.
 fn deadline(ms: Option<f64>) -> Option<Duration> {
-  ms.filter(|ms| ms.is_finite() && *ms >= 0.0).map(|ms| Duration::from_secs_f64(ms / 1000.0))
+  ms.and_then(|ms| Duration::try_from_secs_f64(ms / 1000.0).ok())
 }
 
 /// The identity of a record as one string, which JS slices: cheaper than

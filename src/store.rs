@@ -343,7 +343,7 @@ impl Store {
       started: now,
       ended: None,
       name: opts.name.as_deref().map(intern),
-      extras: extras(None, tracestate, baggage, opts.deadline.map(|d| now + d)),
+      extras: extras(None, tracestate, baggage, opts.deadline.and_then(|d| now.checked_add(d))),
     };
     Ok(self.insert(record))
   }
@@ -377,7 +377,7 @@ impl Store {
       started: now,
       ended: None,
       name: name.as_deref().map(intern),
-      extras: extras(Some(parent), p.tracestate().to_owned(), p.baggage().to_vec(), deadline.map(|d| now + d)),
+      extras: extras(Some(parent), p.tracestate().to_owned(), p.baggage().to_vec(), deadline.and_then(|d| now.checked_add(d))),
     };
     drop(p);
     Ok(self.insert(record))
@@ -548,7 +548,7 @@ impl Store {
       started,
       ended,
       name: adopted.name.as_deref().map(intern),
-      extras: extras(None, adopted.tracestate, adopted.baggage, adopted.deadline.map(|d| now + d)),
+      extras: extras(None, adopted.tracestate, adopted.baggage, adopted.deadline.and_then(|d| now.checked_add(d))),
     };
     self.records.insert(adopted.id, Box::new(record));
     adopted.id
@@ -582,6 +582,17 @@ mod tests {
 
   fn opts() -> BeginOptions {
     BeginOptions { sampled_by_default: true, ..Default::default() }
+  }
+
+  #[test]
+  fn a_deadline_past_what_an_instant_holds_is_no_deadline_rather_than_a_panic() {
+    let s = store();
+    let far = s.begin(BeginOptions { deadline: Some(Duration::MAX), ..opts() }).unwrap();
+    assert_eq!(s.get(far).unwrap().deadline(), None);
+    let near = s.begin(BeginOptions { deadline: Some(Duration::from_millis(5)), ..opts() }).unwrap();
+    assert!(s.get(near).unwrap().deadline().is_some());
+    let child = s.begin_scope(far, Kind::Child, None, Some(Duration::MAX)).unwrap();
+    assert_eq!(s.get(child).unwrap().deadline(), None);
   }
 
   #[test]
