@@ -504,6 +504,32 @@ describe('no line lost when the process ends', () => {
   }
 });
 
+describe('a non-blocking stdout', () => {
+  // Lines the pipe refuses for now (EAGAIN) wait for room, as they would
+  // on a blocking one: none are dropped.
+  for (const [mode, sync] of [['natural', 'async'], ['exit', 'async'], ['natural', 'sync']]) {
+    it(`a full pipe loses no line (${sync} writes, ${mode === 'exit' ? 'process.exit()' : 'a natural end'})`, async () => {
+      const count = 50_000;
+      const child = spawn(process.execPath, [path.join(__dirname, 'fixtures', 'log_to_nonblocking_stdout.js'), mode, String(count), sync], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let stderr = '';
+      child.stderr.on('data', (d) => { stderr += d; });
+      const exited = new Promise((resolve) => child.on('exit', resolve));
+      // Let the pipe fill before reading any of it.
+      child.stdout.pause();
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      let stdout = '';
+      child.stdout.setEncoding('utf8').on('data', (d) => { stdout += d; });
+      child.stdout.resume();
+      const [code] = await Promise.all([exited, new Promise((resolve) => child.stdout.on('end', resolve))]);
+      assert.equal(code, 0, stderr);
+      assert.deepEqual(JSON.parse(stderr.split('\n')[0]), { nonBlocking: true }, 'the child\'s stdout was non-blocking');
+      const lines = stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+      assert.equal(lines.length, count);
+      assert.deepEqual(lines.map((l) => l.i), Array.from({ length: count }, (_, i) => i));
+    });
+  }
+});
+
 describe('worker threads', () => {
   it('a worker logging in a handed-off context writes the same request id', async () => {
     const file = tempFile();

@@ -57,10 +57,29 @@ fn write_fd(fd: i32, mut bytes: &[u8]) -> std::io::Result<()> {
       Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
       Ok(n) => bytes = &bytes[n..],
       Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+      // O_NONBLOCK belongs to the open file description, which the process
+      // may share with whoever started it: a full pipe then refuses the
+      // write instead of blocking it. Wait as a blocking write would.
+      Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => wait_writable(&file)?,
       Err(e) => return Err(e),
     }
   }
   Ok(())
+}
+
+fn wait_writable(file: &File) -> std::io::Result<()> {
+  use std::os::fd::AsRawFd;
+  let mut pollfd = libc::pollfd { fd: file.as_raw_fd(), events: libc::POLLOUT, revents: 0 };
+  loop {
+    // Safety: one valid pollfd, for the duration of the call.
+    if unsafe { libc::poll(&mut pollfd, 1, -1) } >= 0 {
+      return Ok(());
+    }
+    let err = std::io::Error::last_os_error();
+    if err.kind() != std::io::ErrorKind::Interrupted {
+      return Err(err);
+    }
+  }
 }
 
 /// Lines whose formatting waits for the writer thread: the caller hands
