@@ -530,6 +530,40 @@ describe('a non-blocking stdout', () => {
   }
 });
 
+describe('write failures', () => {
+  for (const sync of ['async', 'sync']) {
+    it(`a reader that went away (EPIPE) stops the lines, not the process (${sync} writes)`, async () => {
+      const child = spawn(process.execPath, [path.join(__dirname, 'fixtures', 'log_into_closed_pipe.js'), sync], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+      let stderr = '';
+      child.stderr.on('data', (d) => { stderr += d; });
+      const first = await new Promise((resolve) => child.stdout.once('data', resolve));
+      assert.match(first.toString(), /^\{"level":30,/);
+      child.stdout.destroy();
+      // Long enough for the writer to have hit the closed pipe.
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const reply = new Promise((resolve) => child.once('message', resolve));
+      child.send('the reader left');
+      const [message, code] = await Promise.all([reply, new Promise((resolve) => child.on('exit', resolve))]);
+      assert.equal(code, 0, stderr);
+      assert.deepEqual(message, { survived: true, dropped: 0 });
+      assert.equal(stderr, '', 'nothing thrown or warned');
+    });
+  }
+
+  it('any other failure is reported as Node reports it: code, errno, syscall', async () => {
+    const expected = { name: 'Error', code: 'ENOSPC', errno: os.constants.errno.ENOSPC * -1, syscall: 'write', message: 'ENOSPC: no space left on device, write' };
+    const sync = createLogger({ destination: '/dev/full', sync: true });
+    assert.throws(() => sync.info('a line'), expected);
+    assert.throws(() => RequestContext.run(() => sync.error({ n: 1 }, 'in a context')), expected);
+    const prettySync = createLogger({ destination: '/dev/full', sync: true, pretty: true });
+    assert.throws(() => prettySync.info('a line'), expected);
+    const queued = createLogger({ destination: '/dev/full' });
+    queued.info('a line');
+    await assert.rejects(queued.flush(), expected);
+    assert.throws(() => queued.flushSync(), expected);
+  });
+});
+
 describe('worker threads', () => {
   it('a worker logging in a handed-off context writes the same request id', async () => {
     const file = tempFile();

@@ -5,7 +5,7 @@
 // off-thread writer (src/writer.rs); the middleware's access lines cross in
 // batches (AccessBatch). Disabled levels are no-op methods.
 const os = require('node:os');
-const { format } = require('node:util');
+const { format, getSystemErrorName } = require('node:util');
 const native = require('./native');
 const { RequestContext, lineIdentityOf } = require('./request_context');
 const { compileRedaction, serializeObject, serializeBindings } = require('./serialize');
@@ -83,6 +83,25 @@ function openDestination(options) {
   return handle;
 }
 
+// A write that failed, as Node's fs reports one ("ENOSPC: no space left on
+// device, write", with code, errno and syscall), from the OS error number
+// at the end of the writer's message.
+function writeError(err) {
+  const found = / ?([^:]*) \(os error (\d+)\)$/.exec(err?.message);
+  if (found === null) return err;
+  const errno = -Number(found[2]);
+  const code = getSystemErrorName(errno);
+  const error = new Error(`${code}: ${found[1].charAt(0).toLowerCase()}${found[1].slice(1)}, write`);
+  error.code = code;
+  error.errno = errno;
+  error.syscall = 'write';
+  return error;
+}
+
+function rethrowWriteError(err) {
+  throw writeError(err);
+}
+
 function levelValue(level) {
   if (typeof level === 'number' && LEVEL_NAMES.some((name) => LEVELS[name] === level)) return level;
   if (typeof level === 'string' && Object.hasOwn(LEVELS, level)) return LEVELS[level];
@@ -152,6 +171,8 @@ class AccessBatch {
     try {
       const dropped = native.logAccessBatch(this.handle, text, this.numbers, count);
       for (let i = 0; i < dropped; i++) this.onDropped?.();
+    } catch (err) {
+      throw writeError(err);
     } finally {
       this.held.length = 0;
     }
@@ -206,13 +227,17 @@ class Logger {
   /** Resolves once every line logged so far is written. */
   flush() {
     this.#shared.access.write();
-    return this.#shared.destination.flush();
+    return this.#shared.destination.flush().catch(rethrowWriteError);
   }
 
   /** Blocks until every line logged so far is written. */
   flushSync() {
     this.#shared.access.write();
-    this.#shared.destination.flushSync();
+    try {
+      this.#shared.destination.flushSync();
+    } catch (err) {
+      throw writeError(err);
+    }
   }
 
   /** Lines dropped because the buffer was full (whenFull: 'drop'). */
@@ -250,13 +275,19 @@ class Logger {
   #writeIn(ctx, level, object, msg) {
     const shared = this.#shared;
     if (shared.access.count !== 0) shared.access.write();
-    if (shared.pretty) {
-      shared.destination.writeRaw(prettyLine(level, ctx, this.#bindings, object, msg, shared.redact));
-      return;
+    let result = 0;
+    // Only a sync destination throws here: its write is made now.
+    try {
+      if (shared.pretty) {
+        shared.destination.writeRaw(prettyLine(level, ctx, this.#bindings, object, msg, shared.redact));
+        return;
+      }
+      result = native.logWrite(shared.handle, level, ctx === undefined ? -1 : ctx.id,
+        ctx === undefined ? null : lineIdentityOf(ctx), this.#bindings || null,
+        object === undefined ? null : serializeObject(object, shared.redact), msg ?? null);
+    } catch (err) {
+      throw writeError(err);
     }
-    const result = native.logWrite(shared.handle, level, ctx === undefined ? -1 : ctx.id,
-      ctx === undefined ? null : lineIdentityOf(ctx), this.#bindings || null,
-      object === undefined ? null : serializeObject(object, shared.redact), msg ?? null);
     this.#afterWrite(ctx, result);
   }
 

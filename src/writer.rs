@@ -16,7 +16,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -138,6 +138,8 @@ pub struct Writer {
   when_full: WhenFull,
   pub dropped: AtomicU64,
   sink: Mutex<Sink>,
+  /// The sink's reader went away (EPIPE).
+  reader_gone: AtomicBool,
   thread: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -153,6 +155,7 @@ impl Writer {
       when_full,
       dropped: AtomicU64::new(0),
       sink: Mutex::new(sink),
+      reader_gone: AtomicBool::new(false),
       thread: Mutex::new(None),
     });
     let worker = writer.clone();
@@ -262,8 +265,23 @@ impl Writer {
   /// mode, and last words before the process dies).
   pub fn write_now(&self, line: &[u8]) -> std::io::Result<()> {
     self.flush();
-    let mut sink = self.sink.lock().unwrap_or_else(|e| e.into_inner());
-    sink.write_all(line)
+    self.write_out(line)
+  }
+
+  /// Once the sink's reader is gone (EPIPE: `node app | head` after head
+  /// has read what it wanted), lines are discarded without a word, as pino
+  /// does: nothing can read them any more, and the process goes on.
+  fn write_out(&self, bytes: &[u8]) -> std::io::Result<()> {
+    if self.reader_gone.load(Ordering::Relaxed) {
+      return Ok(());
+    }
+    match self.sink.lock().unwrap_or_else(|e| e.into_inner()).write_all(bytes) {
+      Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+        self.reader_gone.store(true, Ordering::Relaxed);
+        Ok(())
+      }
+      result => result,
+    }
   }
 
   /// Blocks until every line accepted so far has been written. Returns the
@@ -322,7 +340,7 @@ impl Writer {
       empty_polls = if idle { empty_polls + 1 } else { 0 };
       if !idle {
         let (out, format_error) = Self::assemble(&batch, deferred, &mut assembled);
-        let result = self.sink.lock().unwrap_or_else(|e| e.into_inner()).write_all(out);
+        let result = self.write_out(out);
         batch.clear();
         assembled.clear();
         let mut s = self.lock();
