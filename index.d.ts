@@ -394,7 +394,7 @@ export declare function fastify(instance: FastifyHooks, options: AdapterOptions 
 export interface PropagationOptions {
   /** Default 'x-request-id'. */
   requestIdHeader?: string
-  /** Only these hosts get the headers (names, RegExps, or a function of the host). Default: all. */
+  /** Only these hosts get the headers (names, in any case; IPv6 without brackets; RegExps, or a function of the lower-case host). Default: all. */
   allowHosts?: Array<string | RegExp> | ((host: string) => boolean)
 }
 

@@ -501,6 +501,46 @@ describe('outgoing propagation', () => {
     assert.ok(received.every((r) => r.traceparent === undefined && r.requestId === undefined));
   });
 
+  it('matches the allow-list the same way for http and fetch: any case, IPv6 without brackets', async () => {
+    // What each request carries is read as it is made, before it connects:
+    // none of these hosts needs to answer (port 8: fetch refuses port 9).
+    const dc = require('node:diagnostics_channel');
+    const seen = [];
+    const onFetch = ({ request }) => seen.push(['fetch', request.origin, request.headers.some((h) => String(h).toLowerCase() === 'traceparent')]);
+    // A global RegExp would alternate between matching and not.
+    ambient.enableOutgoingPropagation({ allowHosts: ['::1', 'Api.Internal', /^10\./g] });
+    dc.subscribe('undici:request:create', onFetch);
+    try {
+      await RequestContext.run(async () => {
+        const targets = ['http://[::1]:8/', 'http://API.internal:8/', 'http://10.0.0.1:8/', 'http://10.0.0.2:8/', 'http://api.internal.evil:8/', 'http://[::2]:8/'];
+        await Promise.all(targets.map((url) => fetch(url, { signal: AbortSignal.timeout(100) }).catch(() => {})));
+        if (ambient.httpPropagation) {
+          // Where it goes, not what its Host header says.
+          for (const [options, expected] of [[{ host: '::1' }, true], [{ host: 'API.INTERNAL' }, true], [{ host: 'api.internal.evil' }, false],
+            [{ host: '127.0.0.1', headers: { host: 'api.internal' } }, false]]) {
+            const req = http.request({ port: 8, ...options });
+            req.on('error', () => {});
+            seen.push(['http', options.host, req.hasHeader('traceparent'), expected]);
+            req.destroy();
+          }
+        }
+      });
+    } finally {
+      dc.unsubscribe('undici:request:create', onFetch);
+      ambient.enableOutgoingPropagation();
+    }
+    const fetched = Object.fromEntries(seen.filter(([kind]) => kind === 'fetch').map(([, origin, has]) => [origin, has]));
+    assert.deepEqual(fetched, { 'http://[::1]:8': true, 'http://api.internal:8': true, 'http://10.0.0.1:8': true, 'http://10.0.0.2:8': true, 'http://api.internal.evil:8': false, 'http://[::2]:8': false });
+    for (const [kind, host, has, expected] of seen.filter(([kind]) => kind === 'http')) assert.equal(has, expected, `${kind} ${host}`);
+  });
+
+  it('refuses bad options up front rather than in every request', () => {
+    assert.throws(() => ambient.enableOutgoingPropagation({ requestIdHeader: 5 }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
+    assert.throws(() => ambient.enableOutgoingPropagation({ requestIdHeader: 'bad header' }), { name: 'TypeError', code: 'ERR_INVALID_HTTP_TOKEN' });
+    assert.throws(() => ambient.enableOutgoingPropagation({ allowHosts: ['ok', 5] }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE', message: /"options\.allowHosts\[1\]" argument must be of type string or an instance of RegExp/ });
+    assert.throws(() => ambient.enableOutgoingPropagation({ allowHosts: 'ok' }), { code: 'ERR_INVALID_ARG_VALUE' });
+  });
+
   it('keeps the headers a caller set itself, in any case, on http.request and fetch', async () => {
     ambient.enableOutgoingPropagation();
     received.length = 0;

@@ -10,9 +10,10 @@
 // which comes after they were written, so there node:http requests are not
 // propagated automatically (fetch is). `httpPropagation` tells which.
 const dc = require('node:diagnostics_channel');
+const { validateHeaderName } = require('node:http');
 const { AsyncLocalStorage } = require('./async_local_storage');
 const { RequestContext } = require('./request_context');
-const { invalidArgValue, validateObject } = require('./errors');
+const { invalidArgType, invalidArgValue, validateObject } = require('./errors');
 
 // Whether this Node publishes node:http requests before their headers go out.
 const httpPropagation = (() => {
@@ -27,6 +28,30 @@ function hostAllowed(allow, host) {
   if (allow === undefined) return true;
   if (typeof allow === 'function') return Boolean(allow(host));
   return allow.some((rule) => (typeof rule === 'string' ? rule === host : rule.test(host)));
+}
+
+// The host as the allow-list sees it, the same for http and fetch: lower
+// case (host names are case-insensitive; URL lowercases them, node:http
+// keeps what the caller wrote) and an IPv6 address without its brackets.
+function hostName(host) {
+  const name = host.toLowerCase();
+  if (!name.startsWith('[')) return name;
+  const end = name.indexOf(']');
+  return name.slice(1, end === -1 ? undefined : end);
+}
+
+function allowOption(allow) {
+  if (allow === undefined || typeof allow === 'function') return allow;
+  if (!Array.isArray(allow)) throw invalidArgValue('options.allowHosts', allow, 'must be an array of host names and RegExps, or a function');
+  // Checked here: a bad rule would throw in every request's channel
+  // message, an uncaught exception each time.
+  return allow.map((rule, i) => {
+    if (typeof rule === 'string') return hostName(rule);
+    // test() with the g or y flag starts where the last match ended: the
+    // same host would pass one request and fail the next.
+    if (rule instanceof RegExp) return rule.global || rule.sticky ? new RegExp(rule.source, rule.flags.replace(/[gy]/g, '')) : rule;
+    throw invalidArgType(`options.allowHosts[${i}]`, 'string or an instance of RegExp', rule);
+  });
 }
 
 // Whether an undici request (what `undici:request:create` publishes) already
@@ -65,18 +90,20 @@ function addMissingHeaders(ctx, requestIdHeader, has, add) {
  */
 function enableOutgoingPropagation(options = {}) {
   validateObject(options, 'options');
-  const requestIdHeader = (options.requestIdHeader ?? 'x-request-id').toLowerCase();
-  const allow = options.allowHosts;
-  if (allow !== undefined && typeof allow !== 'function' && !Array.isArray(allow)) {
-    throw invalidArgValue('options.allowHosts', allow, 'must be an array of host names and RegExps, or a function');
-  }
+  const header = options.requestIdHeader ?? 'x-request-id';
+  if (typeof header !== 'string') throw invalidArgType('options.requestIdHeader', 'string', header);
+  // A name setHeader() would refuse must fail here, not in every request.
+  validateHeaderName(header);
+  const requestIdHeader = header.toLowerCase();
+  const allow = allowOption(options.allowHosts);
   disableOutgoingPropagation();
 
   const onHttp = ({ request }) => {
     const ctx = RequestContext.current();
     if (ctx === undefined || suppressed.getStore() || request.headersSent) return;
-    const host = (request.host ?? request.getHeader('host') ?? '').replace(/:\d+$/, '');
-    if (!hostAllowed(allow, host)) return;
+    // Where it goes (ClientRequest#host: the hostname option, or
+    // 'localhost'), not what its Host header claims.
+    if (!hostAllowed(allow, hostName(request.host))) return;
     addMissingHeaders(ctx, requestIdHeader, (name) => request.hasHeader(name), (name, value) => request.setHeader(name, value));
   };
   const onFetch = ({ request }) => {
@@ -88,7 +115,7 @@ function enableOutgoingPropagation(options = {}) {
     } catch {
       return;
     }
-    if (!hostAllowed(allow, host)) return;
+    if (!hostAllowed(allow, hostName(host))) return;
     // addHeader() appends: a header the caller set would go out twice
     // (`traceparent: theirs, ours`, which a receiver must reject).
     addMissingHeaders(ctx, requestIdHeader, (name) => undiciHasHeader(request, name), (name, value) => request.addHeader(name, value));
