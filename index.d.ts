@@ -347,9 +347,17 @@ export interface Logger {
 export declare function createLogger(options?: LoggerOptions): Logger
 export declare const levels: Readonly<Record<LevelName, number>>
 
+/** Another logger (pino, winston) the middleware can log through: the methods it calls. */
+export interface LoggerLike {
+  info(...args: any[]): unknown
+  warn(...args: any[]): unknown
+  debug(...args: any[]): unknown
+  error(...args: any[]): unknown
+}
+
 export interface MiddlewareOptions {
-  /** Default: a new `createLogger()`. */
-  logger?: Logger
+  /** Default: a new `createLogger()`. pino and winston loggers are called their own way. */
+  logger?: Logger | LoggerLike
   /** Header carrying the request id. Default 'x-request-id'. */
   requestIdHeader?: string
   /** Echo the request id and traceparent on the response. Default true. */
@@ -376,7 +384,7 @@ type RequestHandler = (req: import('node:http').IncomingMessage, res: import('no
 /** Express (4 and 5) middleware: one request context per request, logged when it completes. */
 export declare function middleware(options?: MiddlewareOptions): RequestHandler
 /** Express error middleware: logs the error in the request's context and passes it on. */
-export declare function errorLogger(options?: { logger?: Logger }): (err: unknown, req: unknown, res: unknown, next: (err?: unknown) => void) => void
+export declare function errorLogger(options?: { logger?: Logger | LoggerLike }): (err: unknown, req: unknown, res: unknown, next: (err?: unknown) => void) => void
 /** The same per-request context for a plain node:http handler. */
 export declare function wrapHandler<H extends (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => unknown>(handler: H, options?: MiddlewareOptions): (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => void
 /** Koa middleware: one request context per request, everything downstream inside it, logged when it completes. */

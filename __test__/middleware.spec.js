@@ -750,6 +750,50 @@ describe('adapters for pino and winston', () => {
     assert.deepEqual([line.method, line.route, line.url, line.status, line.bytes], ['GET', '/orders/:id', '/orders/7', 200, 2]);
   });
 
+  it('the middleware and errorLogger write through a winston logger its way: message first, then the fields', async () => {
+    const winston = require('winston');
+    const express = require('express');
+    const { Writable } = require('node:stream');
+    const lines = [];
+    const logger = winston.createLogger({
+      level: 'debug',
+      format: winston.format.combine(ambient.winstonFormat(), winston.format.json()),
+      transports: [new winston.transports.Stream({ stream: new Writable({ write(c, e, cb) { lines.push(JSON.parse(c)); cb(); } }) })],
+    });
+    const app = express();
+    app.use(ambient.middleware({ logger }));
+    app.get('/orders/:id', (req, res) => res.send('ok'));
+    app.get('/fail', () => { throw new Error('it broke', { cause: new Error('underneath') }); });
+    app.use(ambient.errorLogger({ logger }));
+    app.use((err, req, res, next) => res.status(500).send('no'));
+    const server = http.createServer(app);
+    const port = await listen(server);
+    try {
+      await Promise.all([
+        request(port, { path: '/orders/7', headers: { 'x-request-id': 'winston-access-1' } }),
+        request(port, { path: '/fail', headers: { 'x-request-id': 'winston-fail-1' } }),
+        request(port, { path: '/orders/8', headers: { 'x-request-id': 'bad id' } }),
+      ]);
+      for (let i = 0; i < 20 && lines.length < 5; i++) await sleep(5);
+    } finally {
+      server.close();
+    }
+    const completed = lines.find((l) => l.requestId === 'winston-access-1');
+    assert.equal(completed.message, 'request completed');
+    assert.equal(completed.level, 'info');
+    assert.deepEqual([completed.method, completed.route, completed.url, completed.status, completed.bytes], ['GET', '/orders/:id', '/orders/7', 200, 2]);
+    const failed = lines.filter((l) => l.requestId === 'winston-fail-1');
+    assert.deepEqual(failed.map((l) => l.message).sort(), ['request completed', 'request failed']);
+    for (const line of failed) {
+      assert.equal(line.err.message, 'it broke');
+      assert.match(line.err.stack, /^Error: it broke/);
+      assert.equal(line.err.cause.message, 'underneath');
+    }
+    const replaced = lines.find((l) => l.message === 'incoming request id replaced by a generated one');
+    assert.equal(replaced.level, 'debug');
+    assert.match(replaced.reason, /visible ASCII/);
+  });
+
   it('winston format adds the context fields', async () => {
     const winston = require('winston');
     const { Writable } = require('node:stream');

@@ -10,6 +10,7 @@ const { performance } = require('node:perf_hooks');
 const { RequestContext, isValidRequestId, beginRoot, elapsedOf, endAt, wallTimeAt } = require('./request_context');
 const { bindToCurrentContext, v8Major } = require('./frame');
 const { createLogger, LEVELS, WRITE_IN, WRITE_ACCESS, accessMessage } = require('./logger');
+const { serializeObject } = require('./serialize');
 const { invalidArgType, invalidArgValue, validateFunction, validateObject } = require('./errors');
 
 // Listeners for these run in the async context they were added in, so body
@@ -175,6 +176,21 @@ function loggerOption(options, methods) {
   return log;
 }
 
+// How to hand a line to another logger. pino (and ambient) take the fields
+// first: log.info({ status }, 'request completed'). winston takes the
+// message first, the fields after it, and its json format writes an Error
+// as {}, so errors go to it already serialized. A winston logger is the one
+// with a format.
+function lineWriter(log) {
+  if (typeof log.log !== 'function' || typeof log.format?.transform !== 'function') {
+    return (levelName, fields, msg) => log[levelName](fields, msg);
+  }
+  return (levelName, fields, msg) => {
+    const meta = fields.err === undefined ? fields : { ...fields, err: JSON.parse(serializeObject(fields.err)) };
+    log[levelName](msg, meta);
+  };
+}
+
 /**
  * Options: logger (default: a new createLogger()), requestIdHeader
  * ('x-request-id'), echoHeaders (true), logStart (false), level ('info'),
@@ -217,9 +233,10 @@ function requestHandler(options, routeOf, reportsErrors) {
   // its mixin or format finds the request; ambient's own takes it directly.
   const own = typeof log[WRITE_IN] === 'function';
   const completed = own ? accessMessage(completedMessage) : undefined;
+  const writeLine = own ? undefined : lineWriter(log);
   const write = own ?
     (ctx, levelName, line, msg) => log[WRITE_IN](ctx, LEVELS[levelName], line, msg) :
-    (ctx, levelName, line, msg) => ctx.run(() => log[levelName](line, msg));
+    (ctx, levelName, line, msg) => ctx.run(writeLine, levelName, line, msg);
 
   const handle = function handleInRequestContext(req, res, next, routeSource) {
     const headers = req.headers;
@@ -286,10 +303,10 @@ function requestHandler(options, routeOf, reportsErrors) {
  */
 function errorLogger(options = {}) {
   validateObject(options, 'options');
-  const log = loggerOption(options, ['error']);
+  const writeLine = lineWriter(loggerOption(options, ['error']));
   return function ambientErrorLogger(err, req, res, next) {
     failedWith.set(res, err);
-    log.error({ err }, 'request failed');
+    writeLine('error', { err }, 'request failed');
     next(err);
   };
 }

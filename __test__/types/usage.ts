@@ -88,4 +88,10 @@ const fastifyApp = createFastify()
 fastifyApp.register(fastify, { logger, logErrors: true })
 // @ts-expect-error logErrors is a boolean
 koa({ logErrors: 'no' })
-export { koaApp, fastifyApp }
+import pino = require('pino')
+import winston = require('winston')
+const viaPino = middleware({ logger: pino() })
+const viaWinston = errorLogger({ logger: winston.createLogger() })
+// @ts-expect-error not a logger
+middleware({ logger: { info() {} } })
+export { koaApp, fastifyApp, viaPino, viaWinston }
