@@ -310,6 +310,18 @@ describe('destinations', () => {
     assert.match(text, /^\d\d:\d\d:\d\d\.\d{3} WARN  \[req-pretty trace:[0-9a-f]{8}\] careful\\nnow n=1\n$/);
     assert.match(list, /^\d\d:\d\d:\d\d\.\d{3} INFO  a list value=\[1,"two"\]\n$/);
   });
+
+  it('pretty mode quotes a key that could forge a line or drive the terminal', async () => {
+    const { file, log } = logTo({ pretty: true });
+    RequestContext.run({ fields: { 'tenant\rid': 'acme' } }, () => {
+      log.child({ 'b\nINFO  child': 1 }).info({ 'a\nINFO  forged': 1, 'red\x1b[31m': 2, plain_key: 3, 'dotted.key-x': 4 }, 'msg');
+    });
+    await log.flush();
+    const text = fs.readFileSync(file, 'utf8');
+    assert.equal(text.split('\n').length, 2, 'one line');
+    assert.ok(!text.includes('\x1b') && !text.includes('\r'));
+    assert.match(text, / msg "b\\nINFO  child"=1 "tenant\\rid"="acme" "a\\nINFO  forged"=1 "red\\u001b\[31m"=2 plain_key=3 dotted\.key-x=4\n$/);
+  });
 });
 
 describe('access lines', () => {

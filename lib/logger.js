@@ -313,6 +313,8 @@ class Logger {
   }
 }
 
+const PLAIN_KEY = /^[\w.$@-]+$/;
+
 function pad(n, width = 2) {
   return String(n).padStart(width, '0');
 }
@@ -341,7 +343,9 @@ function prettyLine(level, ctx, bindings, object, msg, redact) {
   });
   for (const group of extra) {
     for (const [key, value] of Object.entries(group)) {
-      parts.push(`${key}=${JSON.stringify(value)}`);
+      // Keys come from users too: one with a newline or an escape sequence
+      // would start a forged line or drive the terminal. Quoted, then.
+      parts.push(`${PLAIN_KEY.test(key) ? key : JSON.stringify(key)}=${JSON.stringify(value)}`);
     }
   }
   return `${parts.join(' ')}\n`;
