@@ -303,7 +303,7 @@ export interface LoggerOptions {
   sync?: boolean
   /** When the buffer is full: 'block' (default) waits for room, 'drop' drops the line and counts it. */
   whenFull?: 'block' | 'drop'
-  /** Bytes that may wait for the writer thread. Default 4 MiB. */
+  /** Bytes that may wait for the writer thread: an integer from 1 to 2^32 - 1. Default 4 MiB. */
   bufferBytes?: number
   /** Dotted paths to replace with "[Redacted]"; `*` matches any key or index. */
   redact?: string[]

@@ -296,6 +296,13 @@ describe('destinations', () => {
     assert.throws(() => createLogger({ level: 'loud' }), { code: 'ERR_INVALID_ARG_VALUE' });
     assert.throws(() => createLogger({ redact: 'password' }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
     assert.throws(() => createLogger({ redact: ['password', ''] }), { name: 'TypeError', code: 'ERR_INVALID_ARG_VALUE' });
+    // Rust takes bufferBytes as a u32; onDropped would only fail on a drop.
+    for (const bufferBytes of [0, -1, 1.5, 2 ** 32, '4096']) {
+      assert.throws(() => createLogger({ bufferBytes }), { name: 'TypeError', code: 'ERR_INVALID_ARG_VALUE', message: /options\.bufferBytes' must be an integer from 1 to 4294967295/ });
+    }
+    assert.throws(() => createLogger({ onDropped: 'count' }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
+    assert.throws(() => createLogger({ pretty: 'yes' }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
+    assert.throws(() => createLogger({ sync: 1 }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
     assert.throws(() => createLogger({ destination: '/nonexistent-dir/x.log' }), { code: 'ERR_AMBIENT_LOG_DESTINATION' });
   });
 
