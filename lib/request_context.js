@@ -475,7 +475,15 @@ class RequestContext {
   }
 
   #rareData() {
-    return this.#rare ??= { info: undefined, parentSpanId: undefined, tracestate: undefined, baggage: undefined, deadline: undefined, warned: false };
+    return this.#rare ??= { info: undefined, identity: undefined, parentSpanId: undefined, tracestate: undefined, baggage: undefined, deadline: undefined, warned: false };
+  }
+
+  // A recorded context's ids, start and tracestate live in Rust. They never
+  // change, so the first read from JS keeps them: only contexts whose ids
+  // JS reads pay for the copy, and they pay one crossing, not one a read.
+  #identity() {
+    const rare = this.#rareData();
+    return rare.identity ??= parseIdentity(native.contextIdentity(this.#id));
   }
 
   static {
@@ -766,7 +774,7 @@ class RequestContext {
     if (this.#ids !== undefined) return this.#ids;
     const info = this.#rare?.info;
     if (info !== undefined) return idsOf(info.traceId, info.spanId, this.#flags, info.requestId);
-    return parseIdentity(native.contextIdentity(this.#id)).ids;
+    return this.#identity().ids;
   }
 
   get requestId() { return this.#idsText().slice(TRACEPARENT_END); }
@@ -776,7 +784,7 @@ class RequestContext {
     const rare = this.#rare;
     if (rare?.info !== undefined) return rare.info.parentSpanId ?? undefined;
     if (!this.#isRecorded || (this.#flags >> KIND_SHIFT & 3) === 0) return rare?.parentSpanId;
-    return parseIdentity(native.contextIdentity(this.#id)).parentSpanId;
+    return this.#identity().parentSpanId;
   }
   get traceFlags() { return this.#flags & 0xff; }
   get tracestate() {
@@ -786,14 +794,12 @@ class RequestContext {
       // The raw header, normalized by the Rust codec once there is a record.
       if (rare?.tracestate === undefined) return '';
       this.#adopt();
-    } else if (rare?.tracestate !== undefined) {
-      return rare.tracestate;
     }
-    return this.#rareData().tracestate = parseIdentity(native.contextIdentity(this.#id)).tracestate;
+    return this.#identity().tracestate;
   }
   get startedAt() {
     if (!this.#isRecorded) return wallOffset + this.#start;
-    return this.#rare?.info?.startedAt ?? parseIdentity(native.contextIdentity(this.#id)).startedAt;
+    return this.#rare?.info?.startedAt ?? this.#identity().startedAt;
   }
   get ended() { return (this.#flags & ENDED) !== 0; }
   /** An AbortSignal that aborts when the deadline passes (undefined without a deadline). */
@@ -817,7 +823,7 @@ class RequestContext {
     let parentSpanId;
     if (ids === undefined && this.#rare?.info === undefined) {
       // Rust holds them: one crossing for all five.
-      ({ ids, parentSpanId } = parseIdentity(native.contextIdentity(this.#id)));
+      ({ ids, parentSpanId } = this.#identity());
     } else {
       ids = this.#idsText();
       parentSpanId = this.parentSpanId;
