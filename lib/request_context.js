@@ -523,7 +523,8 @@ class RequestContext {
     versions ??= native.contextVersions();
     this.#seen = version;
     unlist(this);
-    // Rust has the ids now; an open context keeps no copy.
+    // Rust has the ids now; an open context keeps no copy until JS reads
+    // them (#identity).
     this.#ids = undefined;
     this.#start = undefined;
     // From now on Rust tracks whether it lingers, and finalization releases

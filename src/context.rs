@@ -259,8 +259,9 @@ pub fn context_begin_scope(
   Ok(id as f64)
 }
 
-/// The identity of a context (see `compact`), for JS to slice. JS does not
-/// keep it: an open context stays small, and the logger reads ids in Rust.
+/// The identity of a context (see `compact`), for JS to slice. JS keeps it
+/// only once it reads it: an open context stays small, and the logger reads
+/// ids in Rust.
 #[napi(catch_unwind)]
 pub fn context_identity(id: f64) -> Result<String> {
   STORE.with(id as u64, compact).map_err(store_error)
