@@ -667,7 +667,8 @@ class RequestContext {
     // Ids count up from 1 in every process: a token that crossed processes
     // (a job queue) can name another request's record here.
     if (ctx.spanId !== token.spanId || ctx.requestId !== token.requestId) {
-      throw contextGone(`context ${token.id} of this process is not the token's (request ${ctx.requestId}, not ${token.requestId})`);
+      // Another request's ids stay out of the message.
+      throw contextGone(`context ${token.id} of this process is not the token's (request ${token.requestId}): the token comes from another process`);
     }
     return ctx;
   }
