@@ -200,6 +200,9 @@ describe('middleware options', () => {
     assert.throws(() => ambient.middleware({ logger: { warn() {}, debug() {} } }), { code: 'ERR_INVALID_ARG_VALUE', message: /options\.level/ });
     assert.throws(() => ambient.middleware({ level: 'loud' }), { code: 'ERR_INVALID_ARG_VALUE', message: /options\.level/ });
     assert.throws(() => ambient.middleware({ completedMessage: 1 }), { code: 'ERR_INVALID_ARG_TYPE' });
+    for (const name of ['echoHeaders', 'logStart']) {
+      assert.throws(() => ambient.middleware({ [name]: 'false' }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE', message: new RegExp(`"options\\.${name}" argument must be of type boolean`) });
+    }
     assert.throws(() => ambient.errorLogger({ logger: { info() {} } }), { code: 'ERR_INVALID_ARG_VALUE', message: /has no error\(\) method/ });
   });
 

@@ -165,6 +165,12 @@ function fastifyRoute(request) {
   return headerString(request.routeOptions?.url);
 }
 
+function booleanOption(options, name, fallback) {
+  const value = options[name] ?? fallback;
+  if (typeof value !== 'boolean') throw invalidArgType(`options.${name}`, 'boolean', value);
+  return value;
+}
+
 // options.logger, or a new logger. Any logger with the methods the caller
 // uses will do (ambient's, pino, winston); the check is made here rather
 // than on the first request.
@@ -211,8 +217,7 @@ function ambientMiddleware(options = {}) {
 // options.logErrors is false. Either way its error goes on the access line.
 function requestHandler(options, routeOf, reportsErrors) {
   validateObject(options, 'options');
-  const logErrors = reportsErrors && (options.logErrors ?? true);
-  if (typeof logErrors !== 'boolean') throw invalidArgType('options.logErrors', 'boolean', options.logErrors);
+  const logErrors = reportsErrors && booleanOption(options, 'logErrors', true);
   // Besides options.level: aborted requests and replaced ids.
   const log = loggerOption(options, logErrors ? ['warn', 'debug', 'error'] : ['warn', 'debug']);
   const header = options.requestIdHeader ?? 'x-request-id';
@@ -220,8 +225,9 @@ function requestHandler(options, routeOf, reportsErrors) {
   // A name setHeader() would refuse must fail here, not in every request.
   http.validateHeaderName(header);
   const headerKey = header.toLowerCase();
-  const echo = options.echoHeaders !== false;
-  const logStart = Boolean(options.logStart);
+  // 'false' or 'no' from a config file would otherwise read as true.
+  const echo = booleanOption(options, 'echoHeaders', true);
+  const logStart = booleanOption(options, 'logStart', false);
   const level = options.level ?? 'info';
   const completedMessage = options.completedMessage ?? 'request completed';
   if (typeof completedMessage !== 'string') throw invalidArgType('options.completedMessage', 'string', completedMessage);
