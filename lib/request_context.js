@@ -681,7 +681,6 @@ class RequestContext {
    * tracestate, baggage and fields the context had when the token was made.
    */
   static runWithToken(token, fn, ...args) {
-    checkToken(token);
     validateFunction(fn, 'fn');
     let ctx;
     try {
@@ -809,32 +808,32 @@ class RequestContext {
 
   /** Baggage entries, as an object of key to value. */
   get baggage() {
+    return Object.fromEntries(this.#baggageEntries().map(({ key, value }) => [key, value]));
+  }
+
+  // { key, value, properties } each; the Rust codec normalized them, so
+  // they are read from the record once there is one.
+  #baggageEntries() {
     const rare = this.#rare;
-    let entries = rare?.info?.baggage;
-    if (entries === undefined) {
-      if (!this.#isRecorded && rare?.baggage === undefined) return {};
-      this.#adopt();
-      entries = native.contextBaggage(this.#id);
+    if (rare?.info !== undefined) return rare.info.baggage;
+    if (!this.#isRecorded && rare?.baggage === undefined) return [];
+    this.#adopt();
+    try {
+      return native.contextBaggage(this.#id);
+    } catch (err) {
+      throw fromNative(err);
     }
-    return Object.fromEntries(entries.map(({ key, value }) => [key, value]));
   }
 
   /** requestId, traceId, spanId, parentSpanId and traceFlags in one read. */
   ids() {
-    let ids = this.#ids;
-    let parentSpanId;
-    if (ids === undefined && this.#rare?.info === undefined) {
-      // Rust holds them: one crossing for all five.
-      ({ ids, parentSpanId } = this.#identity());
-    } else {
-      ids = this.#idsText();
-      parentSpanId = this.parentSpanId;
-    }
+    // A recorded context reads them from Rust once, all five together.
+    const ids = this.#idsText();
     return {
       requestId: ids.slice(TRACEPARENT_END),
       traceId: ids.slice(TRACE_ID_AT, TRACE_ID_END),
       spanId: ids.slice(SPAN_ID_AT, SPAN_ID_END),
-      parentSpanId,
+      parentSpanId: this.parentSpanId,
       traceFlags: this.#flags & 0xff,
     };
   }
@@ -1107,16 +1106,10 @@ class RequestContext {
   /** A small structured-cloneable token for handing this context to a worker. */
   toToken() {
     this.#adopt();
-    let baggage;
-    try {
-      baggage = this.#rare?.info?.baggage ?? native.contextBaggage(this.#id);
-    } catch (err) {
-      throw fromNative(err);
-    }
     return {
       type: TOKEN, id: this.#id, requestId: this.requestId, traceId: this.traceId, spanId: this.spanId,
       // For a follow-up, should the context have ended when the token is used.
-      traceFlags: this.traceFlags, tracestate: this.tracestate, baggage, fields: this.fields(),
+      traceFlags: this.traceFlags, tracestate: this.tracestate, baggage: this.#baggageEntries(), fields: this.fields(),
     };
   }
 
