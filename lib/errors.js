@@ -38,4 +38,8 @@ function validateFunction(value, name) {
   if (typeof value !== 'function') throw invalidArgType(name, 'function', value);
 }
 
-module.exports = { invalidArgType, invalidArgValue, validateObject, validateFunction };
+function validateBoolean(value, name) {
+  if (typeof value !== 'boolean') throw invalidArgType(name, 'boolean', value);
+}
+
+module.exports = { invalidArgType, invalidArgValue, validateObject, validateFunction, validateBoolean };

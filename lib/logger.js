@@ -9,7 +9,7 @@ const { format, getSystemErrorName } = require('node:util');
 const native = require('./native');
 const { RequestContext, lineIdentityOf } = require('./request_context');
 const { compileRedaction, serializeObject, serializeBindings } = require('./serialize');
-const { invalidArgType, invalidArgValue, validateObject, validateFunction } = require('./errors');
+const { invalidArgValue, validateObject, validateFunction, validateBoolean } = require('./errors');
 
 const LEVELS = Object.freeze({ trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60 });
 const LEVEL_NAMES = Object.keys(LEVELS);
@@ -69,7 +69,7 @@ function openDestination(options) {
   else if (destination !== null && typeof destination === 'object' && typeof destination.path === 'string') config.path = destination.path;
   else throw invalidArgValue('options.destination', destination, "must be 'stdout', 'stderr', 1, 2, a file path or { path }");
   if (whenFull !== 'block' && whenFull !== 'drop') throw invalidArgValue('options.whenFull', whenFull, "must be 'block' or 'drop'");
-  if (typeof sync !== 'boolean') throw invalidArgType('options.sync', 'boolean', sync);
+  validateBoolean(sync, 'options.sync');
   // Rust takes it as a u32: anything else would be truncated or wrapped.
   if (bufferBytes !== undefined && (!Number.isInteger(bufferBytes) || bufferBytes < 1 || bufferBytes > 0xffffffff)) {
     throw invalidArgValue('options.bufferBytes', bufferBytes, 'must be an integer from 1 to 4294967295');
@@ -365,7 +365,7 @@ function createLogger(options = {}) {
   validateObject(options, 'options');
   // Checked now: a bad one would throw from a later log call.
   if (options.onDropped !== undefined) validateFunction(options.onDropped, 'options.onDropped');
-  if (options.pretty !== undefined && typeof options.pretty !== 'boolean') throw invalidArgType('options.pretty', 'boolean', options.pretty);
+  if (options.pretty !== undefined) validateBoolean(options.pretty, 'options.pretty');
   const base = options.base === undefined ? { pid: process.pid, hostname: os.hostname() } : options.base;
   if (base !== null) validateObject(base, 'options.base');
   const redact = compileRedaction(options.redact);

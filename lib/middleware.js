@@ -11,7 +11,7 @@ const { RequestContext, isValidRequestId, beginRoot, elapsedOf, endAt, wallTimeA
 const { bindToCurrentContext, v8Major } = require('./frame');
 const { createLogger, LEVELS, WRITE_IN, WRITE_ACCESS, accessMessage } = require('./logger');
 const { serializeObject } = require('./serialize');
-const { invalidArgType, invalidArgValue, validateFunction, validateObject } = require('./errors');
+const { invalidArgType, invalidArgValue, validateBoolean, validateFunction, validateObject } = require('./errors');
 
 // Listeners for these run in the async context they were added in, so body
 // parsers and handlers waiting for 'end' or 'finish' keep the request's
@@ -167,7 +167,7 @@ function fastifyRoute(request) {
 
 function booleanOption(options, name, fallback) {
   const value = options[name] ?? fallback;
-  if (typeof value !== 'boolean') throw invalidArgType(`options.${name}`, 'boolean', value);
+  validateBoolean(value, `options.${name}`);
   return value;
 }
 
