@@ -198,10 +198,16 @@ struct Destination {
   prefix: Arc<str>,
 }
 
+/// A failed write, for JS. An `io::Error`'s text ends in "(os error N)",
+/// which lib/logger.js (writeError) turns into Node's code, errno and syscall.
+fn write_failed(e: impl std::fmt::Display) -> Error {
+  Error::new(Status::GenericFailure, format!("log write failed: {e}"))
+}
+
 impl Destination {
   fn deliver(&self, line: &[u8]) -> Result<u32> {
     if self.sync {
-      self.writer.write_now(line).map_err(|e| Error::new(Status::GenericFailure, format!("log write failed: {e}")))?;
+      self.writer.write_now(line).map_err(write_failed)?;
       Ok(0)
     } else if self.writer.push(line) {
       Ok(0)
@@ -239,7 +245,7 @@ impl Destination {
   /// how many were dropped because the buffer was full.
   fn deliver_lines(&self, bytes: &[u8], ends: &[usize]) -> Result<u32> {
     if self.sync {
-      self.writer.write_now(bytes).map_err(|e| Error::new(Status::GenericFailure, format!("log write failed: {e}")))?;
+      self.writer.write_now(bytes).map_err(write_failed)?;
       Ok(0)
     } else {
       Ok(self.writer.push_lines(bytes, ends) as u32)
@@ -377,7 +383,7 @@ impl NativeLogDestination {
   pub fn flush_sync(&self) -> Result<()> {
     match self.destination.writer.flush() {
       None => Ok(()),
-      Some(e) => Err(Error::new(Status::GenericFailure, format!("log write failed: {e}"))),
+      Some(e) => Err(write_failed(e)),
     }
   }
 
@@ -714,7 +720,7 @@ impl Task for FlushTask {
   fn resolve(&mut self, _env: Env, output: Self::Output) -> Result<()> {
     match output {
       None => Ok(()),
-      Some(e) => Err(Error::new(Status::GenericFailure, format!("log write failed: {e}"))),
+      Some(e) => Err(write_failed(e)),
     }
   }
 }

@@ -101,6 +101,12 @@ pub struct Record {
   pub extras: Option<Box<Extras>>,
 }
 
+/// When a deadline `after` from `now` falls; none past what an `Instant`
+/// holds, rather than a panic.
+fn due(now: Instant, after: Option<Duration>) -> Option<Instant> {
+  after.and_then(|d| now.checked_add(d))
+}
+
 fn extras(
   parent: Option<u64>,
   tracestate: String,
@@ -343,7 +349,7 @@ impl Store {
       started: now,
       ended: None,
       name: opts.name.as_deref().map(intern),
-      extras: extras(None, tracestate, baggage, opts.deadline.and_then(|d| now.checked_add(d))),
+      extras: extras(None, tracestate, baggage, due(now, opts.deadline)),
     };
     Ok(self.insert(record))
   }
@@ -377,7 +383,7 @@ impl Store {
       started: now,
       ended: None,
       name: name.as_deref().map(intern),
-      extras: extras(Some(parent), p.tracestate().to_owned(), p.baggage().to_vec(), deadline.and_then(|d| now.checked_add(d))),
+      extras: extras(Some(parent), p.tracestate().to_owned(), p.baggage().to_vec(), due(now, deadline)),
     };
     drop(p);
     Ok(self.insert(record))
@@ -548,7 +554,7 @@ impl Store {
       started,
       ended,
       name: adopted.name.as_deref().map(intern),
-      extras: extras(None, adopted.tracestate, adopted.baggage, adopted.deadline.and_then(|d| now.checked_add(d))),
+      extras: extras(None, adopted.tracestate, adopted.baggage, due(now, adopted.deadline)),
     };
     self.records.insert(adopted.id, Box::new(record));
     adopted.id
