@@ -26,8 +26,9 @@ let active;
 
 function hostAllowed(allow, host) {
   if (allow === undefined) return true;
-  if (typeof allow === 'function') return Boolean(allow(host));
-  return allow.some((rule) => (typeof rule === 'string' ? rule === host : rule.test(host)));
+  const name = hostName(host);
+  if (typeof allow === 'function') return Boolean(allow(name));
+  return allow.some((rule) => (typeof rule === 'string' ? rule === name : rule.test(name)));
 }
 
 // The host as the allow-list sees it, the same for http and fetch: lower
@@ -103,7 +104,7 @@ function enableOutgoingPropagation(options = {}) {
     if (ctx === undefined || suppressed.getStore() || request.headersSent) return;
     // Where it goes (ClientRequest#host: the hostname option, or
     // 'localhost'), not what its Host header claims.
-    if (!hostAllowed(allow, hostName(request.host))) return;
+    if (!hostAllowed(allow, request.host)) return;
     addMissingHeaders(ctx, requestIdHeader, (name) => request.hasHeader(name), (name, value) => request.setHeader(name, value));
   };
   const onFetch = ({ request }) => {
@@ -115,7 +116,7 @@ function enableOutgoingPropagation(options = {}) {
     } catch {
       return;
     }
-    if (!hostAllowed(allow, hostName(host))) return;
+    if (!hostAllowed(allow, host)) return;
     // addHeader() appends: a header the caller set would go out twice
     // (`traceparent: theirs, ours`, which a receiver must reject).
     addMissingHeaders(ctx, requestIdHeader, (name) => undiciHasHeader(request, name), (name, value) => request.addHeader(name, value));
