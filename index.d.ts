@@ -297,7 +297,7 @@ export interface LoggerOptions {
   level?: LevelName | 'silent'
   /** Written as `name` on every line. */
   name?: string
-  /** 'stdout' (default), 'stderr', 1, 2, a file path or { path }. */
+  /** 'stdout' (default), 'stderr', 1, 2, a file path or { path }. A file is created if missing and appended to; one that cannot be opened throws as `fs.openSync()` would (`code: 'ENOENT'`, `syscall: 'open'`, `path`). */
   destination?: 'stdout' | 'stderr' | 1 | 2 | string | { path: string }
   /** Write on the calling thread instead of the writer thread. Default false. */
   sync?: boolean

@@ -303,7 +303,32 @@ describe('destinations', () => {
     assert.throws(() => createLogger({ onDropped: 'count' }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
     assert.throws(() => createLogger({ pretty: 'yes' }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
     assert.throws(() => createLogger({ sync: 1 }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
-    assert.throws(() => createLogger({ destination: '/nonexistent-dir/x.log' }), { code: 'ERR_AMBIENT_LOG_DESTINATION' });
+  });
+
+  it('a destination that cannot be opened throws as fs.openSync() would', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ambient-open-'));
+    try {
+      for (const target of [path.join(dir, 'missing', 'x.log'), dir]) {
+        let expected;
+        try {
+          fs.closeSync(fs.openSync(target, 'a'));
+        } catch (err) {
+          expected = err;
+        }
+        assert.ok(expected, `${target} opens`);
+        for (const destination of [target, { path: target }]) {
+          assert.throws(() => createLogger({ destination }), (err) => {
+            assert.deepEqual({ ...err, message: err.message }, { ...expected, message: expected.message });
+            return err instanceof Error;
+          });
+        }
+      }
+      // Rust would open the path cut short at the NUL.
+      assert.throws(() => createLogger({ destination: path.join(dir, 'a\0b.log') }), { name: 'TypeError', code: 'ERR_INVALID_ARG_VALUE', message: /without null bytes/ });
+      assert.deepEqual(fs.readdirSync(dir), []);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('pretty mode writes one readable line with the request id', async () => {

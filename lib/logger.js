@@ -5,7 +5,7 @@
 // off-thread writer (src/writer.rs); the middleware's access lines cross in
 // batches (AccessBatch). Disabled levels are no-op methods.
 const os = require('node:os');
-const { format, getSystemErrorName } = require('node:util');
+const { format, getSystemErrorMap, getSystemErrorName } = require('node:util');
 const native = require('./native');
 const { RequestContext, lineIdentityOf } = require('./request_context');
 const { compileRedaction, serializeObject, serializeBindings } = require('./serialize');
@@ -74,32 +74,44 @@ function openDestination(options) {
   if (bufferBytes !== undefined && (!Number.isInteger(bufferBytes) || bufferBytes < 1 || bufferBytes > 0xffffffff)) {
     throw invalidArgValue('options.bufferBytes', bufferBytes, 'must be an integer from 1 to 4294967295');
   }
+  // As fs.openSync() refuses it; Rust would open the path cut at the NUL.
+  if (config.path?.includes('\0')) {
+    throw invalidArgValue('options.destination', destination, 'must be a path without null bytes');
+  }
   let handle;
   try {
     handle = new native.NativeLogDestination(config);
   } catch (err) {
-    const error = new Error(err.message);
-    error.code = 'ERR_AMBIENT_LOG_DESTINATION';
-    throw error;
+    const error = systemError(err, 'open', config.path);
+    if (error !== err) throw error;
+    const other = new Error(err.message);
+    other.code = 'ERR_AMBIENT_LOG_DESTINATION';
+    throw other;
   }
   destinations.add(handle);
   installExitHooks();
   return handle;
 }
 
-// A write that failed, as Node's fs reports one ("ENOSPC: no space left on
-// device, write", with code, errno and syscall), from the OS error number
-// at the end of the writer's message.
-function writeError(err) {
-  const found = / ?([^:]*) \(os error (\d+)\)$/.exec(err?.message);
+// An OS error from Rust (its text ends in "(os error N)"), as Node's fs
+// reports one: "ENOSPC: no space left on device, write", or "ENOENT: no such
+// file or directory, open '/var/log/app.log'", with code, errno, syscall
+// and path. Any other error is returned as it is.
+function systemError(err, syscall, path) {
+  const found = /\(os error (\d+)\)$/.exec(err?.message);
   if (found === null) return err;
-  const errno = -Number(found[2]);
-  const code = getSystemErrorName(errno);
-  const error = new Error(`${code}: ${found[1].charAt(0).toLowerCase()}${found[1].slice(1)}, write`);
-  error.code = code;
+  const errno = -Number(found[1]);
+  const [code, description] = getSystemErrorMap().get(errno) ?? [getSystemErrorName(errno), 'unknown error'];
+  const error = new Error(`${code}: ${description}, ${syscall}${path === undefined ? '' : ` '${path}'`}`);
   error.errno = errno;
-  error.syscall = 'write';
+  error.code = code;
+  error.syscall = syscall;
+  if (path !== undefined) error.path = path;
   return error;
+}
+
+function writeError(err) {
+  return systemError(err, 'write');
 }
 
 function rethrowWriteError(err) {
