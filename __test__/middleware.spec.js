@@ -652,6 +652,34 @@ for (const framework of ['Koa', 'Fastify']) {
           assert.equal(completed[0].step, 'handled');
         }
       });
+      it("Fastify's own logger, given pinoMixin(), tags request.log lines with the request's ids", async () => {
+        const chunks = [];
+        const own = require('fastify')({ logger: { mixin: ambient.pinoMixin(), stream: { write: (s) => chunks.push(JSON.parse(s)) } }, disableRequestLogging: true });
+        await own.register(ambient.fastify, { logger: own.log });
+        own.get('/work', async (request) => {
+          await sleep(Math.random() * 5);
+          request.log.info('working');
+          await sleep(Math.random() * 5);
+          request.log.info('done working');
+          return RequestContext.require().requestId;
+        });
+        try {
+          const ids = Array.from({ length: 40 }, (_, i) => `own-log-${i}`);
+          const responses = await Promise.all(ids.map((id) => own.inject({ url: '/work', headers: { 'x-request-id': id } })));
+          assert.deepEqual(responses.map((r) => r.body), ids);
+          for (const id of ids) {
+            const mine = chunks.filter((l) => l.requestId === id);
+            assert.deepEqual(mine.map((l) => l.msg), ['working', 'done working', 'request completed'], id);
+            // request.log's own binding stays beside it (the access line goes through own.log).
+            assert.match(mine[0].reqId, /^req-/);
+            assert.equal(mine[1].reqId, mine[0].reqId);
+            assert.equal(mine[2].route, '/work');
+            assert.match(mine[0].traceId, /^[0-9a-f]{32}$/);
+          }
+        } finally {
+          await own.close();
+        }
+      });
     }
 
     it('logs a request that failed with a server error, with its request id, and puts the error on its access line', async () => {
