@@ -1,14 +1,22 @@
 'use strict';
-// Draws docs/benchmarks.svg from benchmark/results/express-slots-4b8ac9f-node26.json and
-// benchmark/results/logger.json: Express req/s per variant, and logger
-// lines/s for ambient and pino. Plain SVG, no dependencies.
-// Usage: node benchmark/chart.js
+// Draws docs/benchmarks.svg from an Express run and a logger run: Express
+// req/s per variant, and logger lines/s for ambient and pino. Plain SVG, no
+// dependencies.
+// Usage: node benchmark/chart.js [--express results/X.json] [--logger results/Y.json]
+//   (defaults: the latest runs recorded in BENCHMARKS.md)
 const fs = require('node:fs');
 const path = require('node:path');
+const { parseArgs } = require('node:util');
 
 const results = path.join(__dirname, 'results');
-const express = JSON.parse(fs.readFileSync(path.join(results, 'express-slots-4b8ac9f-node26.json'), 'utf8'));
-const logger = JSON.parse(fs.readFileSync(path.join(results, 'logger.json'), 'utf8'));
+const { values: files } = parseArgs({
+  options: {
+    express: { type: 'string', default: path.join(results, 'express-slots-77f1a2a-node26.json') },
+    logger: { type: 'string', default: path.join(results, 'logger-992e946.json') },
+  },
+});
+const express = JSON.parse(fs.readFileSync(files.express, 'utf8'));
+const logger = JSON.parse(fs.readFileSync(files.logger, 'utf8'));
 
 const escape = (s) => String(s).replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]);
 const fmt = (n) => Math.round(n).toLocaleString('en-US');
