@@ -292,6 +292,15 @@ export declare function newRequestId(): string
 
 export type LevelName = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal'
 
+/** pino's redact object. */
+export interface RedactOptions {
+  paths: string[]
+  /** What a hidden value becomes. Default "[Redacted]". */
+  censor?: string
+  /** Leave hidden members out instead (an array element becomes null). Default false. */
+  remove?: boolean
+}
+
 export interface LoggerOptions {
   /** Lowest level written. Default 'info'; 'silent' writes nothing. */
   level?: LevelName | 'silent'
@@ -305,8 +314,14 @@ export interface LoggerOptions {
   whenFull?: 'block' | 'drop'
   /** Bytes that may wait for the writer thread: an integer from 1 to 2^32 - 1. Default 4 MiB. */
   bufferBytes?: number
-  /** Dotted paths to replace with "[Redacted]"; `*` matches any key or index. */
-  redact?: string[]
+  /**
+   * Paths to hide, written as pino writes them: 'password', 'req.headers.authorization',
+   * 'req.headers["x-api-key"]', 'users[0].token', 'users.*.token' or 'users[*].token'
+   * (`*` matches any key or index). Their values become "[Redacted]". They apply to the
+   * logged object, the bindings, `base`, and (paths of one key) the context's fields; not
+   * to the keys every line writes itself. A path that does not parse throws.
+   */
+  redact?: string[] | RedactOptions
   /** One readable line per entry for development terminals, instead of JSON. */
   pretty?: boolean
   /** Fields on every line. Default { pid, hostname }; null for none. */

@@ -237,6 +237,76 @@ describe('serialization', () => {
     assert.deepEqual(line.users, [{ name: 'a', token: '[Redacted]' }, { name: 'b', token: '[Redacted]' }]);
     assert.equal(child.password, '[Redacted]');
   });
+
+  it("reads paths as pino writes them, and a key's rule and a wildcard's both apply", async () => {
+    const { file, log } = logTo({
+      base: { pid: 1, secret: 'in base' },
+      redact: ['req.headers["x-api-key"]', "cookies['session.id']", 'list[*].pw', 'rows[1]', 'user.name', '*.password', '*.secret', 'secret'],
+    });
+    log.info({
+      req: { headers: { 'x-api-key': 'k', host: 'h' } },
+      cookies: { 'session.id': 's', session: { id: 'kept' } },
+      list: [{ pw: 1, n: 1 }, { pw: 2, n: 2 }],
+      rows: ['a', 'b', 'c'],
+      user: { name: 'ada', password: 'p', id: 7 },
+      db: { password: 'p', host: 'db' },
+    });
+    await log.flush();
+    const [line] = readLines(file);
+    assert.deepEqual(line.req.headers, { 'x-api-key': '[Redacted]', host: 'h' });
+    assert.deepEqual(line.cookies, { 'session.id': '[Redacted]', session: { id: 'kept' } });
+    assert.deepEqual(line.list, [{ pw: '[Redacted]', n: 1 }, { pw: '[Redacted]', n: 2 }]);
+    assert.deepEqual(line.rows, ['a', '[Redacted]', 'c']);
+    assert.deepEqual(line.user, { name: '[Redacted]', password: '[Redacted]', id: 7 }, 'user.name and *.password');
+    assert.deepEqual(line.db, { password: '[Redacted]', host: 'db' });
+    assert.equal(line.secret, '[Redacted]', 'base fields are redacted too');
+
+    // A top-level `*` beside a deeper path still hides every member.
+    const all = logTo({ redact: ['*', 'user.name'], base: null });
+    all.log.info({ user: { name: 'ada', password: 'p' }, n: 1 });
+    await all.log.flush();
+    assert.deepEqual(readLines(all.file)[0], { ...readLines(all.file)[0], user: '[Redacted]', n: '[Redacted]' });
+  });
+
+  it("takes pino's { paths, censor, remove }", async () => {
+    const censored = logTo({ redact: { paths: ['a.b', 'list[0]'], censor: '***' }, base: null });
+    censored.log.info({ a: { b: 1, c: 2 }, list: [1, 2] });
+    const removed = logTo({ redact: { paths: ['a.b', 'list[0]', 'gone'], remove: true }, base: null });
+    removed.log.info({ a: { b: 1, c: 2 }, list: [1, 2], gone: 'x', kept: 'y' });
+    await Promise.all([censored.log.flush(), removed.log.flush()]);
+    const [c] = readLines(censored.file);
+    assert.deepEqual([c.a, c.list], [{ b: '***', c: 2 }, ['***', 2]]);
+    const [r] = readLines(removed.file);
+    assert.deepEqual([r.a, r.list, 'gone' in r, r.kept], [{ c: 2 }, [null, 2], false, 'y'], 'a removed element leaves null, as JSON.stringify does for undefined');
+  });
+
+  it("redacts the context's fields, in JSON lines and pretty lines", async () => {
+    const fields = { token: 'secret-token', tenant: 'acme' };
+    const censored = logTo({ redact: ['token'] });
+    const removed = logTo({ redact: { paths: ['token'], remove: true } });
+    const everything = logTo({ redact: { paths: ['*'], censor: 'x' } });
+    const plain = logTo();
+    await Promise.all(Array.from({ length: 30 }, (_, i) => RequestContext.run({ requestId: `redact-${i}`, fields }, async () => {
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * 5));
+      for (const { log } of [censored, removed, everything, plain]) log.info('working');
+    })));
+    await Promise.all([censored, removed, everything, plain].map(({ log }) => log.flush()));
+    const linesOf = ({ file }) => readLines(file).sort((a, b) => a.requestId.localeCompare(b.requestId));
+    for (const [i, line] of linesOf(censored).entries()) {
+      assert.match(line.requestId, /^redact-\d+$/, `line ${i} keeps its request id`);
+      assert.deepEqual([line.token, line.tenant], ['[Redacted]', 'acme']);
+    }
+    assert.ok(linesOf(removed).every((line) => !('token' in line) && line.tenant === 'acme'));
+    assert.ok(linesOf(everything).every((line) => line.token === 'x' && line.tenant === 'x' && /^redact-/.test(line.requestId)));
+    assert.ok(linesOf(plain).every((line) => line.token === 'secret-token'), 'a logger without redaction writes the field');
+    assert.equal(linesOf(censored).length, 30);
+
+    const pretty = logTo({ pretty: true, redact: ['token'] });
+    RequestContext.run({ requestId: 'pretty-redact', fields }, () => pretty.log.info('working'));
+    await pretty.log.flush();
+    const text = fs.readFileSync(pretty.file, 'utf8');
+    assert.match(text, /\[pretty-redact trace:[0-9a-f]{8}\] working token="\[Redacted\]" tenant="acme"\n$/);
+  });
 });
 
 describe('levels and children', () => {
@@ -295,7 +365,13 @@ describe('destinations', () => {
     assert.throws(() => createLogger({ whenFull: 'sometimes' }), { code: 'ERR_INVALID_ARG_VALUE' });
     assert.throws(() => createLogger({ level: 'loud' }), { code: 'ERR_INVALID_ARG_VALUE' });
     assert.throws(() => createLogger({ redact: 'password' }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
-    assert.throws(() => createLogger({ redact: ['password', ''] }), { name: 'TypeError', code: 'ERR_INVALID_ARG_VALUE' });
+    // A path that does not parse would otherwise leave what it meant to hide in the line.
+    for (const path of ['', 'a.', '.a', 'a..b', 'a[', 'a[b]', 'a]', 'a["b]', 'a[0]b', 5]) {
+      assert.throws(() => createLogger({ redact: ['password', path] }), { name: 'TypeError', code: 'ERR_INVALID_ARG_VALUE', message: /options\.redact' must hold paths such as/ }, String(path));
+    }
+    assert.throws(() => createLogger({ redact: { paths: 'password' } }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE', message: /options\.redact\.paths/ });
+    assert.throws(() => createLogger({ redact: { paths: ['a'], censor: () => '*' } }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE', message: /options\.redact\.censor/ });
+    assert.throws(() => createLogger({ redact: { paths: ['a'], remove: 'yes' } }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE', message: /options\.redact\.remove/ });
     // Rust takes bufferBytes as a u32; onDropped would only fail on a drop.
     for (const bufferBytes of [0, -1, 1.5, 2 ** 32, '4096']) {
       assert.throws(() => createLogger({ bufferBytes }), { name: 'TypeError', code: 'ERR_INVALID_ARG_VALUE', message: /options\.bufferBytes' must be an integer from 1 to 4294967295/ });

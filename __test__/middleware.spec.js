@@ -315,6 +315,34 @@ describe('body bytes', () => {
   });
 });
 
+describe('a logger that redacts', () => {
+  it("hides the request's redacted fields on its access line and in the handler's lines", async () => {
+    const file = tempFile();
+    const logger = createLogger({ destination: file, redact: ['session', 'url'] });
+    const server = http.createServer(ambient.wrapHandler(async (req, res) => {
+      RequestContext.require().set('session', `session-of-${req.url.slice(1)}`);
+      RequestContext.require().set('tenant', 'acme');
+      await sleep(Math.random() * 10);
+      logger.info('handled');
+      res.end('ok');
+    }, { logger }));
+    const port = await listen(server);
+    const ids = Array.from({ length: 30 }, (_, i) => `redacting-${i}`);
+    await Promise.all(ids.map((id) => request(port, { path: `/${id}`, headers: { 'x-request-id': id } })));
+    server.close();
+    const lines = await linesOf({ file, logger });
+    assert.equal(lines.length, 60);
+    assert.ok(!fs.readFileSync(file, 'utf8').includes('session-of-'), 'no session value is written');
+    for (const id of ids) {
+      const mine = lines.filter((l) => l.requestId === id);
+      assert.deepEqual(mine.map((l) => l.msg).sort(), ['handled', 'request completed']);
+      for (const line of mine) assert.deepEqual([line.session, line.tenant], ['[Redacted]', 'acme']);
+      const completed = mine.find((l) => l.msg === 'request completed');
+      assert.deepEqual([completed.url, completed.status], ['[Redacted]', 200], 'the access line\'s own members too');
+    }
+  });
+});
+
 describe('once() listeners added in a request', () => {
   it('run once, in the request context, and removeListener(original) and listeners() see them as EventEmitter does', async () => {
     const log = tempLog();

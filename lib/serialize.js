@@ -8,32 +8,102 @@
 const { invalidArgType, invalidArgValue } = require('./errors');
 
 const MAX_DEPTH = 10;
-const REDACTED = '"[Redacted]"';
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
+// A redacted member: its censor's JSON text, or REMOVE to leave it out.
+const REMOVE = Symbol('ambient.redact.remove');
+
 /**
- * Compiles redaction paths ("password", "req.headers.authorization",
- * "users.*.token") into a tree walked alongside the value.
+ * Compiles redaction paths into a tree walked alongside the value. Paths
+ * are written as pino writes them: "password", "req.headers.authorization",
+ * 'req.headers["x-api-key"]', "users[0].token", "users.*.token" or
+ * "users[*].token". `option` is the paths, or pino's { paths, censor,
+ * remove }. Leaves hold what the member becomes (the censor's JSON text, or
+ * REMOVE).
  */
-function compileRedaction(paths = []) {
-  if (!Array.isArray(paths)) throw invalidArgType('options.redact', 'Array', paths);
+function compileRedaction(option) {
+  if (option === undefined) return undefined;
+  let paths = option;
+  let leaf = '"[Redacted]"';
+  if (!Array.isArray(option)) {
+    if (option === null || typeof option !== 'object') throw invalidArgType('options.redact', 'Array or an object', option);
+    paths = option.paths;
+    if (!Array.isArray(paths)) throw invalidArgType('options.redact.paths', 'Array', paths);
+    const { censor = '[Redacted]', remove = false } = option;
+    if (typeof censor !== 'string') throw invalidArgType('options.redact.censor', 'string', censor);
+    if (typeof remove !== 'boolean') throw invalidArgType('options.redact.remove', 'boolean', remove);
+    leaf = remove ? REMOVE : JSON.stringify(censor);
+  }
   const root = new Map();
   for (const path of paths) {
-    if (typeof path !== 'string' || path === '') throw invalidArgValue('options.redact', paths, 'must hold dotted paths, each a non-empty string');
+    const keys = pathKeys(path);
     let node = root;
-    const parts = path.split('.');
-    parts.forEach((part, i) => {
-      if (i === parts.length - 1) {
-        node.set(part, true);
-      } else {
-        let next = node.get(part);
-        if (next === true) return;
-        if (next === undefined) node.set(part, next = new Map());
-        node = next;
-      }
-    });
+    for (let i = 0; i < keys.length - 1 && node !== leaf; i++) {
+      let next = node.get(keys[i]);
+      if (next === undefined) node.set(keys[i], next = new Map());
+      node = next;
+    }
+    if (node !== leaf) node.set(keys[keys.length - 1], leaf);
   }
-  return root.size === 0 ? undefined : root;
+  return root.size === 0 ? undefined : withWildcards(root);
+}
+
+// The keys of one path: dotted names, and bracketed quoted names, indices
+// or `*`. A path that does not parse throws: left as it is, it would leave
+// the value it meant to hide in the line.
+function pathKeys(path) {
+  const refuse = () => invalidArgValue('options.redact', path, 'must hold paths such as "a.b", \'a["b-c"]\', "a[0]" or "a[*].b"');
+  if (typeof path !== 'string') throw refuse();
+  const keys = [];
+  let at = 0;
+  while (at < path.length) {
+    if (path[at] === '[') {
+      const found = /^\[(?:"([^"]*)"|'([^']*)'|(\d+|\*))\]/.exec(path.slice(at));
+      if (found === null) throw refuse();
+      keys.push(found[1] ?? found[2] ?? found[3]);
+      at += found[0].length;
+    } else {
+      const found = /^[^.[\]]+/.exec(path.slice(at));
+      if (found === null) throw refuse();
+      keys.push(found[0]);
+      at += found[0].length;
+    }
+    if (path[at] === '.') {
+      at += 1;
+      if (at === path.length || path[at] === '[') throw refuse();
+    } else if (at < path.length && path[at] !== '[') {
+      throw refuse();
+    }
+  }
+  if (keys.length === 0) throw refuse();
+  return keys;
+}
+
+// A key and `*` beside it both apply to that key's member: "user.name" and
+// "*.password" redact user.password too. So each node's `*` subtree is
+// merged into its siblings here, and a lookup takes the key's rule, or `*`.
+function withWildcards(node) {
+  const any = node.get('*');
+  for (const [key, rule] of node) {
+    const merged = key === '*' || any === undefined ? rule : mergeRules(rule, any);
+    node.set(key, merged instanceof Map ? withWildcards(merged) : merged);
+  }
+  return node;
+}
+
+function mergeRules(a, b) {
+  if (!(a instanceof Map)) return a;
+  if (!(b instanceof Map)) return b;
+  const out = new Map(a);
+  for (const [key, rule] of b) out.set(key, out.has(key) ? mergeRules(out.get(key), rule) : rule);
+  return out;
+}
+
+/** The top-level keys whose members are redacted, for the context's fields ('*' for all). */
+function redactedTopKeys(tree) {
+  if (tree === undefined) return [];
+  if (tree.has('*') && !(tree.get('*') instanceof Map)) return ['*'];
+  return [...tree].filter(([, rule]) => !(rule instanceof Map)).map(([key]) => key);
 }
 
 function errorToObject(err, safe) {
@@ -144,7 +214,8 @@ function serializeValue(value, redact, seen, depth, safe, fromToJSON = false) {
     const parts = [];
     for (let i = 0; i < object.length; i++) {
       const rule = redact?.get(String(i)) ?? redact?.get('*');
-      const text = rule === true ? REDACTED :
+      // A removed element leaves its place, as a JSON hole does: null.
+      const text = rule === REMOVE ? 'null' : typeof rule === 'string' ? rule :
         safe ? serializeMemberSafely(object, i, rule, seen, depth + 1) : serializeValue(object[i], rule, seen, depth + 1, false);
       parts.push(text ?? 'null');
     }
@@ -160,7 +231,7 @@ function serializeMembers(object, redact, seen, depth, safe) {
   let out = '';
   for (const key of Object.keys(object)) {
     const rule = redact?.get(key) ?? redact?.get('*');
-    const text = rule === true ? REDACTED :
+    const text = rule === REMOVE ? undefined : typeof rule === 'string' ? rule :
       safe ? serializeMemberSafely(object, key, rule, seen, depth) : serializeValue(object[key], rule, seen, depth, false);
     if (text === undefined) continue;
     out += `${out === '' ? '' : ','}${JSON.stringify(key)}:${text}`;
@@ -183,4 +254,4 @@ function serializeBindings(object, redact) {
   return serializeGuarded(object, redact, [object], true);
 }
 
-module.exports = { compileRedaction, serializeObject, serializeBindings };
+module.exports = { compileRedaction, redactedTopKeys, REMOVE, serializeObject, serializeBindings };

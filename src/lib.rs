@@ -6,6 +6,7 @@
 
 mod baggage;
 mod context;
+mod field_censor;
 mod guard;
 mod ids;
 mod log;

@@ -12,6 +12,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
+use crate::field_censor::{Censored, FieldCensor};
 use crate::ids::{push_hex_bytes, split_identity, RequestId};
 use crate::store::{FieldValue, Record, STORE};
 use crate::writer::{DeferredLines, Sink, WhenFull, Writer};
@@ -58,7 +59,7 @@ fn push_field_value(out: &mut Vec<u8>, value: &FieldValue) {
 }
 
 // Once per log line: written straight into the line, no temporary strings.
-fn push_context(out: &mut Vec<u8>, r: &Record) {
+fn push_context(out: &mut Vec<u8>, r: &Record, censor: &FieldCensor) {
   out.extend_from_slice(b"\"requestId\":");
   match &r.request_id {
     // A UUID needs no escaping.
@@ -75,9 +76,16 @@ fn push_context(out: &mut Vec<u8>, r: &Record) {
   push_hex_bytes(out, &r.span_id);
   out.extend_from_slice(b"\",");
   for (key, value) in &r.fields {
+    let censored = censor.of(key);
+    if censored == Censored::Remove {
+      continue;
+    }
     push_json_string(out, key);
     out.push(b':');
-    push_field_value(out, value);
+    match censored {
+      Censored::Replace(text) => push_json_string(out, text),
+      _ => push_field_value(out, value),
+    }
     out.push(b',');
   }
 }
@@ -88,7 +96,8 @@ fn push_context(out: &mut Vec<u8>, r: &Record) {
 #[derive(Clone, Copy)]
 pub enum LineContext<'a> {
   None,
-  Record(&'a Record),
+  /// With what the logger redacts of its fields.
+  Record(&'a Record, &'a FieldCensor),
   Identity(&'a str),
 }
 
@@ -151,7 +160,7 @@ pub fn format_line_into(
   out.extend_from_slice(prefix.as_bytes());
   match context {
     LineContext::None => {}
-    LineContext::Record(r) => push_context(out, r),
+    LineContext::Record(r, censor) => push_context(out, r, censor),
     LineContext::Identity(ids) => push_identity(out, ids),
   }
   if let Some(b) = bindings.filter(|b| !b.is_empty()) {
@@ -188,6 +197,12 @@ pub struct LogDestination {
   /// JSON members written in every line after `time` (pid, hostname, name),
   /// ending with a comma.
   pub prefix: String,
+  /// Context fields the logger redacts (`["*"]` for all): its one-key
+  /// redaction paths. Default none.
+  pub redacted_fields: Option<Vec<String>>,
+  /// What a redacted field's value becomes (a string); absent, the field is
+  /// left out.
+  pub censor: Option<String>,
 }
 
 /// Where lines go: the writer, whether to write on the calling thread, and
@@ -196,6 +211,7 @@ struct Destination {
   writer: Arc<Writer>,
   sync: bool,
   prefix: Arc<str>,
+  censor: FieldCensor,
 }
 
 /// A failed write, for JS. An `io::Error`'s text ends in "(os error N)",
@@ -231,7 +247,18 @@ impl Destination {
   ) -> Result<u32> {
     LINE.with_borrow_mut(|line| {
       line.clear();
-      let flags = format_line_in_context(line, &self.prefix, time_ms, level, context_id, identity, bindings, msg, body);
+      let flags = format_line_in_context(
+        line,
+        &self.prefix,
+        &self.censor,
+        time_ms,
+        level,
+        context_id,
+        identity,
+        bindings,
+        msg,
+        body,
+      );
       let delivered = self.deliver(line);
       // A rare huge line does not keep its buffer.
       if line.capacity() > 64 * 1024 {
@@ -259,6 +286,7 @@ impl Destination {
 fn format_line_in_context(
   out: &mut Vec<u8>,
   prefix: &str,
+  censor: &FieldCensor,
   time_ms: u64,
   level: u32,
   context_id: f64,
@@ -272,7 +300,7 @@ fn format_line_in_context(
   } else if context_id >= 0.0 {
     let start = out.len();
     match STORE.with(context_id as u64, |r| {
-      format_line_into(out, level, time_ms, prefix, LineContext::Record(r), bindings, &body, msg);
+      format_line_into(out, level, time_ms, prefix, LineContext::Record(r, censor), bindings, &body, msg);
       r.ended.is_some()
     }) {
       // JS counts it and warns once (RequestContext#noteUse).
@@ -290,11 +318,14 @@ fn format_line_in_context(
   0
 }
 
-/// One line of an access batch, appended to `out`, on either thread.
+/// One line of an access batch, appended to `out`, on either thread. A
+/// logger that redacts does not batch its access lines (lib/logger.js), so
+/// their fields are written as they are.
 fn format_access_line(out: &mut Vec<u8>, prefix: &str, line: &AccessLine, msg: Option<&str>) {
   format_line_in_context(
     out,
     prefix,
+    &FieldCensor::None,
     line.time_ms,
     line.level,
     line.context_id,
@@ -360,6 +391,7 @@ impl NativeLogDestination {
       writer: Writer::start(sink, capacity, when_full),
       sync: options.sync.unwrap_or(false),
       prefix: options.prefix.into(),
+      censor: FieldCensor::new(options.redacted_fields.unwrap_or_default(), options.censor),
     });
     let mut all = DESTINATIONS.write().unwrap_or_else(|e| e.into_inner());
     all.push(destination.clone());
@@ -992,7 +1024,7 @@ mod tests {
           50,
           1,
           "",
-          LineContext::Record(r),
+          LineContext::Record(r, &FieldCensor::None),
           Some("\"component\":\"db\""),
           |out| out.extend_from_slice(b"\"rows\":3,"),
           None,
@@ -1009,6 +1041,28 @@ mod tests {
     assert_eq!(v["component"], "db");
     assert_eq!(v["rows"], 3);
     assert!(v.get("msg").is_none());
+    STORE.end(id, "ok").unwrap();
+    STORE.release(id);
+  }
+
+  #[test]
+  fn redacted_fields_are_censored_or_left_out_and_the_ids_kept() {
+    let id =
+      STORE.begin(crate::store::BeginOptions { request_id: Some("req-r".into()), ..Default::default() }).unwrap();
+    STORE.set_field(id, "token", FieldValue::Str("secret".into())).unwrap();
+    STORE.set_field(id, "tenant", FieldValue::Str("acme".into())).unwrap();
+    let line_with = |censor: &FieldCensor| {
+      STORE.with(id, |r| parse(&format_line(30, 1, "", LineContext::Record(r, censor), None, |_| {}, None))).unwrap()
+    };
+    let replaced = line_with(&FieldCensor::new(vec!["token".into()], Some("\"[x]\n".into())));
+    assert_eq!(replaced["token"], "\"[x]\n", "the censor is escaped like any string");
+    assert_eq!(replaced["tenant"], "acme");
+    let removed = line_with(&FieldCensor::new(vec!["token".into()], None));
+    assert!(removed.get("token").is_none());
+    assert_eq!(removed["tenant"], "acme");
+    let all = line_with(&FieldCensor::new(vec!["*".into()], Some("[Redacted]".into())));
+    assert_eq!((all["token"].as_str(), all["tenant"].as_str()), (Some("[Redacted]"), Some("[Redacted]")));
+    assert_eq!(all["requestId"], "req-r");
     STORE.end(id, "ok").unwrap();
     STORE.release(id);
   }

@@ -64,6 +64,10 @@ export { total, handler, parsed, stats, isDeadline, newId }
 import { createLogger, middleware, errorLogger, wrapHandler, enableOutgoingPropagation, withoutPropagation, pinoMixin, winstonFormat } from '../..'
 
 const logger = createLogger({ level: 'debug', destination: 'stderr', redact: ['password'], whenFull: 'drop' })
+createLogger({ redact: { paths: ['req.headers["x-api-key"]', 'users[*].token'], censor: '***' } })
+createLogger({ redact: { paths: ['token'], remove: true } })
+// @ts-expect-error pino's censor function is not supported
+createLogger({ redact: { paths: ['token'], censor: () => '***' } })
 logger.info('hello %s', 'world')
 logger.error(new Error('boom'))
 logger.child({ component: 'db' }).warn({ rows: 1 }, 'slow')
