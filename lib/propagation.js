@@ -41,6 +41,15 @@ function hostName(host) {
   return name.slice(1, end === -1 ? undefined : end);
 }
 
+// undici's origin is a URL or its string; undefined when it does not parse.
+function originHost(origin) {
+  try {
+    return new URL(origin).hostname;
+  } catch {
+    return undefined;
+  }
+}
+
 function allowOption(allow) {
   if (allow === undefined || typeof allow === 'function') return allow;
   if (!Array.isArray(allow)) throw invalidArgValue('options.allowHosts', allow, 'must be an array of host names and RegExps, or a function');
@@ -110,13 +119,12 @@ function enableOutgoingPropagation(options = {}) {
   const onFetch = ({ request }) => {
     const ctx = RequestContext.current();
     if (ctx === undefined || suppressed.getStore()) return;
-    let host;
-    try {
-      host = new URL(request.origin).hostname;
-    } catch {
-      return;
+    // Only an allow-list needs the host: parsing the origin costs 0.7-1 µs
+    // a request (Node 26 and 20).
+    if (allow !== undefined) {
+      const host = originHost(request.origin);
+      if (host === undefined || !hostAllowed(allow, host)) return;
     }
-    if (!hostAllowed(allow, host)) return;
     // addHeader() appends: a header the caller set would go out twice
     // (`traceparent: theirs, ours`, which a receiver must reject).
     addMissingHeaders(ctx, requestIdHeader, (name) => undiciHasHeader(request, name), (name, value) => request.addHeader(name, value));
