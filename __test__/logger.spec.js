@@ -670,6 +670,18 @@ describe('write failures', () => {
     });
   }
 
+  it("the middleware's access line on a failing sync destination throws as a log call would, and its request still ends", async () => {
+    const requests = 20;
+    const child = spawn(process.execPath, [path.join(__dirname, 'fixtures', 'serve_onto_full_disk.js'), String(requests)], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+    let stderr = '';
+    child.stderr.on('data', (d) => { stderr += d; });
+    const [report, code] = await Promise.all([new Promise((resolve) => child.once('message', resolve)), new Promise((resolve) => child.on('exit', resolve))]);
+    assert.equal(code, 0, stderr);
+    assert.deepEqual(report.bodies, Array.from({ length: requests }, (_, i) => `full-${i}`));
+    assert.deepEqual(report.thrown, Array(requests).fill('ENOSPC'));
+    assert.deepEqual([report.open, report.ended], [0, requests], 'no context is left open');
+  });
+
   it('any other failure is reported as Node reports it: code, errno, syscall', async () => {
     const expected = { name: 'Error', code: 'ENOSPC', errno: os.constants.errno.ENOSPC * -1, syscall: 'write', message: 'ENOSPC: no space left on device, write' };
     const sync = createLogger({ destination: '/dev/full', sync: true });

@@ -277,22 +277,27 @@ function requestHandler(options, routeOf, reportsErrors) {
       const url = req.originalUrl ?? req.url;
       const err = failedWith.get(res);
       const bytes = bodyBytes.get(res);
-      if (own && !aborted && !err) {
-        log[WRITE_ACCESS](ctx, levelValue, req.method, routeOf(routeSource), url, res.statusCode, durationMs, bytes, completed, wallTimeAt(now));
-      } else {
-        const line = { method: req.method, route: routeOf(routeSource), url, status: aborted ? undefined : res.statusCode, durationMs, bytes };
-        if (err) {
-          line.err = err;
-          if (logErrors && res.statusCode >= 500) write(ctx, 'error', { err }, 'request failed');
-        }
-        if (aborted) {
-          line.aborted = true;
-          write(ctx, 'warn', line, 'request aborted');
+      // A write that fails (a sync destination on a full disk) throws from
+      // here, as it would from a log call; the request still ends.
+      try {
+        if (own && !aborted && !err) {
+          log[WRITE_ACCESS](ctx, levelValue, req.method, routeOf(routeSource), url, res.statusCode, durationMs, bytes, completed, wallTimeAt(now));
         } else {
-          write(ctx, level, line, completedMessage);
+          const line = { method: req.method, route: routeOf(routeSource), url, status: aborted ? undefined : res.statusCode, durationMs, bytes };
+          if (err) {
+            line.err = err;
+            if (logErrors && res.statusCode >= 500) write(ctx, 'error', { err }, 'request failed');
+          }
+          if (aborted) {
+            line.aborted = true;
+            write(ctx, 'warn', line, 'request aborted');
+          } else {
+            write(ctx, level, line, completedMessage);
+          }
         }
+      } finally {
+        endAt(ctx, aborted ? 'aborted' : res.statusCode >= 500 ? 'error' : 'ok', now);
       }
-      endAt(ctx, aborted ? 'aborted' : res.statusCode >= 500 ? 'error' : 'ok', now);
     };
     addResponseListener.call(res, 'finish', complete);
     addResponseListener.call(res, 'close', () => complete(!res.writableFinished));
