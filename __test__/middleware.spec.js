@@ -313,6 +313,26 @@ describe('body bytes', () => {
       assert.equal(line.bytes, expected(n), `request ${n}`);
     }
   });
+
+  it('counts no body for HEAD, 204 and 304, whose body node:http does not send', async () => {
+    const log = tempLog();
+    const server = http.createServer(ambient.wrapHandler(async (req, res) => {
+      await sleep(Math.random() * 10);
+      res.statusCode = Number(req.url.split('/')[1]);
+      res.end('a body the handler wrote anyway');
+    }, { logger: log.logger }));
+    const port = await listen(server);
+    const cases = Array.from({ length: 40 }, (_, i) => ({ method: i % 4 === 0 ? 'HEAD' : 'GET', status: [200, 204, 304, 200][i % 4], id: `bodyless-${i}` }));
+    const responses = await Promise.all(cases.map(({ method, status, id }) => request(port, { method, path: `/${status}/${id}`, headers: { 'x-request-id': id } })));
+    server.close();
+    const lines = await linesOf(log);
+    cases.forEach(({ method, status, id }, i) => {
+      const sent = Buffer.byteLength(responses[i].body);
+      assert.equal(sent, method === 'GET' && status === 200 ? 31 : 0, `${method} ${status}`);
+      const line = lines.find((l) => l.requestId === id && l.msg === 'request completed');
+      assert.deepEqual([line.method, line.status, line.bytes], [method, status, sent], id);
+    });
+  });
 });
 
 describe('a logger that redacts', () => {

@@ -94,6 +94,12 @@ const bodyBytes = perResponse('ambient.bodyBytes');
 // The error errorLogger() saw for a response, for its access line.
 const failedWith = perResponse('ambient.failedWith');
 
+// node:http (and http2) drop what a handler writes for these: the access
+// line counts bytes sent.
+function sendsNoBody(method, status) {
+  return method === 'HEAD' || status === 204 || status === 304 || (status >= 100 && status < 200);
+}
+
 function hookByteCount(proto, methods) {
   const add = (res, chunk, encoding) => {
     if (chunk == null || typeof chunk === 'function') return;
@@ -276,7 +282,7 @@ function requestHandler(options, routeOf, reportsErrors) {
       const durationMs = Math.round(elapsedOf(ctx, now) * 1000) / 1000;
       const url = req.originalUrl ?? req.url;
       const err = failedWith.get(res);
-      const bytes = bodyBytes.get(res);
+      const bytes = sendsNoBody(req.method, res.statusCode) ? 0 : bodyBytes.get(res);
       // A write that fails (a sync destination on a full disk) throws from
       // here, as it would from a log call; the request still ends.
       try {
