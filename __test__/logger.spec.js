@@ -682,6 +682,18 @@ describe('write failures', () => {
     assert.deepEqual([report.open, report.ended], [0, requests], 'no context is left open');
   });
 
+  it("errorLogger on a failing sync destination passes the app's error on, not the write's", async () => {
+    const requests = 20;
+    const child = spawn(process.execPath, [path.join(__dirname, 'fixtures', 'serve_onto_full_disk.js'), String(requests), 'express'], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+    let stderr = '';
+    child.stderr.on('data', (d) => { stderr += d; });
+    const [report, code] = await Promise.all([new Promise((resolve) => child.once('message', resolve)), new Promise((resolve) => child.on('exit', resolve))]);
+    assert.equal(code, 0, stderr);
+    assert.deepEqual(report.bodies, Array.from({ length: requests }, (_, i) => `failed in full-${i}`), "each client got its request's own error");
+    assert.deepEqual(report.thrown, Array(requests * 2).fill('ENOSPC'), "errorLogger's write and the access line's, each surfaced");
+    assert.deepEqual([report.open, report.ended], [0, requests]);
+  });
+
   it('any other failure is reported as Node reports it: code, errno, syscall', async () => {
     const expected = { name: 'Error', code: 'ENOSPC', errno: os.constants.errno.ENOSPC * -1, syscall: 'write', message: 'ENOSPC: no space left on device, write' };
     const sync = createLogger({ destination: '/dev/full', sync: true });

@@ -323,9 +323,20 @@ function errorLogger(options = {}) {
   const writeLine = lineWriter(loggerOption(options, ['error']));
   return function ambientErrorLogger(err, req, res, next) {
     failedWith.set(res, err);
-    writeLine('error', { err }, 'request failed');
+    try {
+      writeLine('error', { err }, 'request failed');
+    } catch (writeFailed) {
+      // Thrown here, Express would pass the write's error on in place of the
+      // app's. The app's error goes on; the write's surfaces as the access
+      // line's does, uncaught.
+      process.nextTick(rethrow, writeFailed);
+    }
     next(err);
   };
+}
+
+function rethrow(err) {
+  throw err;
 }
 
 /** Wraps a plain node:http request handler with the same per-request context. */
