@@ -650,6 +650,37 @@ describe('a non-blocking stdout', () => {
   }
 });
 
+describe('a stdout pipe shared with other writers', () => {
+  it('gets every line whole from loggers, worker threads and other processes at once', async () => {
+    const lines = 20000;
+    const child = spawn(process.execPath, [path.join(__dirname, 'fixtures', 'log_from_many_writers.js'), 'parent', String(lines)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d) => { stderr += d; });
+    const counts = new Map();
+    const broken = [];
+    let rest = '';
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (text) => {
+      const parts = (rest + text).split('\n');
+      rest = parts.pop();
+      for (const line of parts) {
+        try {
+          const { who } = JSON.parse(line);
+          counts.set(who, (counts.get(who) ?? 0) + 1);
+        } catch {
+          broken.push(line.slice(0, 80));
+        }
+      }
+    });
+    const code = await new Promise((resolve) => child.on('close', resolve));
+    assert.equal(code, 0, stderr);
+    assert.equal(rest, '', 'the output ends with a whole line');
+    assert.deepEqual(broken.slice(0, 3), [], `${broken.length} lines were cut by another writer's`);
+    const writers = ['parent', 'p1', 'p2'].flatMap((role) => ['a', 'b', 'worker'].map((w) => `${role}-${w}`));
+    assert.deepEqual(Object.fromEntries([...counts].sort()), Object.fromEntries(writers.sort().map((w) => [w, lines])));
+  });
+});
+
 describe('write failures', () => {
   for (const sync of ['async', 'sync']) {
     it(`a reader that went away (EPIPE) stops the lines, not the process (${sync} writes)`, async () => {

@@ -11,6 +11,7 @@ mod guard;
 mod ids;
 mod log;
 mod scope;
+mod shared_output;
 mod store;
 mod trace_context;
 mod watchdog;

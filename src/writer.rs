@@ -15,11 +15,12 @@
 //! when someone waits on them: signalling costs a system call even then.
 
 use std::fs::{File, OpenOptions};
-use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
+
+use crate::shared_output::{write_lines, write_lines_to};
 
 const LINGER: Duration = Duration::from_millis(10);
 /// Empty looks in a row (about 100 ms without a line) before the thread
@@ -39,45 +40,11 @@ impl Sink {
 
   fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
     match self {
-      // Not through std's locked, line-buffered handles: one write per batch.
-      Sink::Stdout => write_fd(1, bytes),
-      Sink::Stderr => write_fd(2, bytes),
-      Sink::File(f) => f.write_all(bytes),
-    }
-  }
-}
-
-fn write_fd(fd: i32, mut bytes: &[u8]) -> std::io::Result<()> {
-  use std::os::fd::BorrowedFd;
-  // The process owns fds 1 and 2 for its whole life.
-  let file = unsafe { BorrowedFd::borrow_raw(fd) };
-  let mut file = File::from(file.try_clone_to_owned()?);
-  while !bytes.is_empty() {
-    match file.write(bytes) {
-      Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
-      Ok(n) => bytes = &bytes[n..],
-      Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-      // O_NONBLOCK belongs to the open file description, which the process
-      // may share with whoever started it: a full pipe then refuses the
-      // write instead of blocking it. Wait as a blocking write would.
-      Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => wait_writable(&file)?,
-      Err(e) => return Err(e),
-    }
-  }
-  Ok(())
-}
-
-fn wait_writable(file: &File) -> std::io::Result<()> {
-  use std::os::fd::AsRawFd;
-  let mut pollfd = libc::pollfd { fd: file.as_raw_fd(), events: libc::POLLOUT, revents: 0 };
-  loop {
-    // Safety: one valid pollfd, for the duration of the call.
-    if unsafe { libc::poll(&mut pollfd, 1, -1) } >= 0 {
-      return Ok(());
-    }
-    let err = std::io::Error::last_os_error();
-    if err.kind() != std::io::ErrorKind::Interrupted {
-      return Err(err);
+      // Not through std's locked, line-buffered handles: whole batches, in
+      // chunks that others writing to the same pipe cannot cut.
+      Sink::Stdout => write_lines(1, bytes),
+      Sink::Stderr => write_lines(2, bytes),
+      Sink::File(f) => write_lines_to(f, bytes),
     }
   }
 }
