@@ -318,14 +318,12 @@ fn format_line_in_context(
   0
 }
 
-/// One line of an access batch, appended to `out`, on either thread. A
-/// logger that redacts does not batch its access lines (lib/logger.js), so
-/// their fields are written as they are.
-fn format_access_line(out: &mut Vec<u8>, prefix: &str, line: &AccessLine, msg: Option<&str>) {
+/// One line of an access batch, appended to `out`, on either thread.
+fn format_access_line(out: &mut Vec<u8>, prefix: &str, censor: &FieldCensor, line: &AccessLine, msg: Option<&str>) {
   format_line_in_context(
     out,
     prefix,
-    &FieldCensor::None,
+    censor,
     line.time_ms,
     line.level,
     line.context_id,
@@ -546,7 +544,7 @@ pub fn log_access_batch(handle: u32, text: Utf16String, numbers: Float64ArraySli
       ends.clear();
       let formatted = each_access_line(&text, numbers, count, malformed_batch, |line| {
         let msg = messages.get(line.message as usize).ok_or_else(malformed_batch)?;
-        format_access_line(bytes, &d.prefix, &line, Some(msg));
+        format_access_line(bytes, &d.prefix, &d.censor, &line, Some(msg));
         ends.push(bytes.len());
         Ok(())
       });
@@ -617,7 +615,15 @@ impl DeferredLines for DeferredAccessBatch {
       self.count,
       || (),
       |line| {
-        format_access_line(out, &self.prefix, &line, messages.get(line.message as usize).map(|m| &**m));
+        // No line of a deferred batch reads a record (can_defer), so none
+        // has fields to redact.
+        format_access_line(
+          out,
+          &self.prefix,
+          &FieldCensor::None,
+          &line,
+          messages.get(line.message as usize).map(|m| &**m),
+        );
         Ok(())
       },
     );
