@@ -8,7 +8,7 @@ const os = require('node:os');
 const { format, getSystemErrorMap, getSystemErrorName } = require('node:util');
 const native = require('./native');
 const { RequestContext, lineIdentityOf } = require('./request_context');
-const { compileRedaction, redactedTopKeys, REMOVE, serializeObject, serializeBindings } = require('./serialize');
+const { compileRedaction, fieldRedaction, serializeObject, serializeBindings } = require('./serialize');
 const { invalidArgValue, validateObject, validateFunction, validateBoolean } = require('./errors');
 
 const LEVELS = Object.freeze({ trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60 });
@@ -61,8 +61,8 @@ function installExitHooks() {
 }
 
 function openDestination(options) {
-  const { destination = 'stdout', sync = false, whenFull = 'block', bufferBytes, prefix, fieldRedaction } = options;
-  const config = { sync, whenFull, bufferBytes, prefix, ...fieldRedaction };
+  const { destination = 'stdout', sync = false, whenFull = 'block', bufferBytes, prefix, fieldCensor } = options;
+  const config = { sync, whenFull, bufferBytes, prefix, ...fieldCensor };
   if (destination === 'stdout' || destination === 1) config.fd = 1;
   else if (destination === 'stderr' || destination === 2) config.fd = 2;
   else if (typeof destination === 'string') config.path = destination;
@@ -383,21 +383,12 @@ function createLogger(options = {}) {
   const redact = compileRedaction(options.redact);
   const baseFields = { ...(base ?? {}), ...(options.name !== undefined ? { name: `${options.name}` } : {}) };
   const prefixText = serializeBindings(baseFields, redact);
-  const destination = openDestination({ ...options, prefix: prefixText ? `${prefixText},` : '', fieldRedaction: fieldRedactionOf(redact) });
+  const destination = openDestination({ ...options, prefix: prefixText ? `${prefixText},` : '', fieldCensor: fieldRedaction(redact) });
   const shared = {
     destination, handle: destination.handle, redact, pretty: Boolean(options.pretty), onDropped: options.onDropped,
     access: new AccessBatch(destination.handle, options.sync === true, options.onDropped),
   };
   return new Logger(shared, '', options.level ?? 'info');
-}
-
-// The context's fields are written by Rust from the store's record: it is
-// given the logger's one-key paths and its censor (none: remove).
-function fieldRedactionOf(redact) {
-  const redactedFields = redactedTopKeys(redact);
-  if (redactedFields.length === 0) return undefined;
-  const leaf = redact.get(redactedFields[0]);
-  return { redactedFields, censor: leaf === REMOVE ? undefined : JSON.parse(leaf) };
 }
 
 /** An access-line message, registered with Rust once (see WRITE_ACCESS). */

@@ -150,7 +150,7 @@ function requestIdProblem(raw) {
   return 'the header contains characters other than visible ASCII';
 }
 
-function headerString(value) {
+function asString(value) {
   return typeof value === 'string' ? value : undefined;
 }
 
@@ -164,11 +164,11 @@ function expressRoute(req) {
 }
 
 function koaRoute(kctx) {
-  return headerString(kctx._matchedRoute);
+  return asString(kctx._matchedRoute);
 }
 
 function fastifyRoute(request) {
-  return headerString(request.routeOptions?.url);
+  return asString(request.routeOptions?.url);
 }
 
 function booleanOption(options, name, fallback) {
@@ -259,8 +259,8 @@ function requestHandler(options, routeOf, reportsErrors) {
       if (isValidRequestId(raw)) requestId = raw;
       else rejected = requestIdProblem(raw);
     }
-    const ctx = beginRoot(requestId, headerString(headers.traceparent), headerString(headers.tracestate),
-      headerString(headers.baggage), req.method, true);
+    const ctx = beginRoot(requestId, asString(headers.traceparent), asString(headers.tracestate),
+      asString(headers.baggage), req.method, true);
     if (echo) {
       res.setHeader(headerKey, ctx.requestId);
       res.setHeader('traceparent', ctx.traceparent);

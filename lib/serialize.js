@@ -99,11 +99,20 @@ function mergeRules(a, b) {
   return out;
 }
 
-/** The top-level keys whose members are redacted, for the context's fields ('*' for all). */
-function redactedTopKeys(tree) {
-  if (tree === undefined) return [];
-  if (tree.has('*') && !(tree.get('*') instanceof Map)) return ['*'];
-  return [...tree].filter(([, rule]) => !(rule instanceof Map)).map(([key]) => key);
+/**
+ * What Rust needs to redact the context's fields, which it writes from the
+ * store's record (they are scalars, so only one-key paths reach them): the
+ * redacted keys ('*' for all) and the censor (undefined: leave them out).
+ * Undefined when no field is redacted.
+ */
+function fieldRedaction(tree) {
+  if (tree === undefined) return undefined;
+  const any = tree.get('*');
+  const redactedFields = any !== undefined && !(any instanceof Map) ? ['*'] :
+    [...tree].filter(([, rule]) => !(rule instanceof Map)).map(([key]) => key);
+  if (redactedFields.length === 0) return undefined;
+  const leaf = tree.get(redactedFields[0]);
+  return { redactedFields, censor: leaf === REMOVE ? undefined : JSON.parse(leaf) };
 }
 
 function errorToObject(err, safe) {
@@ -254,4 +263,4 @@ function serializeBindings(object, redact) {
   return serializeGuarded(object, redact, [object], true);
 }
 
-module.exports = { compileRedaction, redactedTopKeys, REMOVE, serializeObject, serializeBindings };
+module.exports = { compileRedaction, fieldRedaction, serializeObject, serializeBindings };
