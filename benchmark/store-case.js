@@ -165,6 +165,38 @@ const cases = {
       });
     }),
   },
+  // The headers a fetch made in a request gets: what undici publishes for
+  // each request, as propagation sees it (no allow-list).
+  fetchPropagation: {
+    ambient: () => {
+      ambient.enableOutgoingPropagation();
+      const created = require('node:diagnostics_channel').channel('undici:request:create');
+      return RequestContext.run({}, () => time(500_000, (n) => {
+        for (let i = 0; i < n; i++) {
+          const request = { origin: 'http://127.0.0.1:3000', headers: [], addHeader(name, value) { this.headers.push(name, value); return this; } };
+          created.publish({ request });
+          sink = request;
+        }
+      }));
+    },
+    // OpenTelemetry's W3C propagator on the same kind of request, with the
+    // request id set beside it.
+    opentelemetry: () => {
+      const { W3CTraceContextPropagator } = require('@opentelemetry/core');
+      const api = require('@opentelemetry/api');
+      const propagator = new W3CTraceContextPropagator();
+      const ctx = api.trace.setSpanContext(api.ROOT_CONTEXT, { traceId: '4bf92f3577b34da6a3ce929d0e0e4736', spanId: '00f067aa0ba902b7', traceFlags: 1 });
+      const setter = { set: (request, name, value) => request.addHeader(name, value) };
+      return time(500_000, (n) => {
+        for (let i = 0; i < n; i++) {
+          const request = { origin: 'http://127.0.0.1:3000', headers: [], addHeader(name, value) { this.headers.push(name, value); return this; } };
+          propagator.inject(ctx, request, setter);
+          request.addHeader('x-request-id', '0192f7a8-7b3c-7def-8123-456789abcdef');
+          sink = request;
+        }
+      });
+    },
+  },
   requestId: {
     ambient: () => time(2_000_000, (n) => { for (let i = 0; i < n; i++) sink = newRequestId(); }),
     'crypto.randomUUID': () => time(2_000_000, (n) => { for (let i = 0; i < n; i++) sink = crypto.randomUUID(); }),
