@@ -11,6 +11,7 @@ const { RequestContext, isValidRequestId, beginRoot, elapsedOf, endAt, wallTimeA
 const { bindToCurrentContext, v8Major } = require('./frame');
 const { createLogger, LEVELS, WRITE_IN, WRITE_ACCESS, accessMessage } = require('./logger');
 const { serializeObject } = require('./serialize');
+const { requestIdHeaderOption } = require('./propagation');
 const { invalidArgType, invalidArgValue, validateBoolean, validateFunction, validateObject } = require('./errors');
 
 // Listeners for these run in the async context they were added in, so body
@@ -226,11 +227,7 @@ function requestHandler(options, routeOf, reportsErrors) {
   const logErrors = reportsErrors && booleanOption(options, 'logErrors', true);
   // Besides options.level: aborted requests and replaced ids.
   const log = loggerOption(options, logErrors ? ['warn', 'debug', 'error'] : ['warn', 'debug']);
-  const header = options.requestIdHeader ?? 'x-request-id';
-  if (typeof header !== 'string') throw invalidArgType('options.requestIdHeader', 'string', header);
-  // A name setHeader() would refuse must fail here, not in every request.
-  http.validateHeaderName(header);
-  const headerKey = header.toLowerCase();
+  const headerKey = requestIdHeaderOption(options);
   // 'false' or 'no' from a config file would otherwise read as true.
   const echo = booleanOption(options, 'echoHeaders', true);
   const logStart = booleanOption(options, 'logStart', false);

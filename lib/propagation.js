@@ -94,17 +94,25 @@ function addMissingHeaders(ctx, requestIdHeader, has, add) {
 }
 
 /**
+ * options.requestIdHeader ('x-request-id'), lower-cased, for the middleware
+ * and for outgoing requests. A name setHeader() would refuse fails here,
+ * not in every request.
+ */
+function requestIdHeaderOption(options) {
+  const header = options.requestIdHeader ?? 'x-request-id';
+  if (typeof header !== 'string') throw invalidArgType('options.requestIdHeader', 'string', header);
+  validateHeaderName(header);
+  return header.toLowerCase();
+}
+
+/**
  * Starts adding the headers to outgoing requests. Options: requestIdHeader
  * ('x-request-id'), allowHosts (host names, RegExps, or a function of the
  * host; default every host). Returns a function that stops it.
  */
 function enableOutgoingPropagation(options = {}) {
   validateObject(options, 'options');
-  const header = options.requestIdHeader ?? 'x-request-id';
-  if (typeof header !== 'string') throw invalidArgType('options.requestIdHeader', 'string', header);
-  // A name setHeader() would refuse must fail here, not in every request.
-  validateHeaderName(header);
-  const requestIdHeader = header.toLowerCase();
+  const requestIdHeader = requestIdHeaderOption(options);
   const allow = allowOption(options.allowHosts);
   disableOutgoingPropagation();
 
@@ -149,4 +157,4 @@ function withoutPropagation(fn, ...args) {
   return suppressed.run(true, fn, ...args);
 }
 
-module.exports = { enableOutgoingPropagation, disableOutgoingPropagation, withoutPropagation, httpPropagation };
+module.exports = { enableOutgoingPropagation, disableOutgoingPropagation, withoutPropagation, httpPropagation, requestIdHeaderOption };
