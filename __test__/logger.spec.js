@@ -681,6 +681,17 @@ describe('a stdout pipe shared with other writers', () => {
   });
 });
 
+// What the fixture's server reports after serving `requests` requests onto
+// /dev/full; it must exit cleanly.
+async function serveOntoFullDisk(requests, framework) {
+  const child = spawn(process.execPath, [path.join(__dirname, 'fixtures', 'serve_onto_full_disk.js'), String(requests), framework], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+  let stderr = '';
+  child.stderr.on('data', (d) => { stderr += d; });
+  const [report, code] = await Promise.all([new Promise((resolve) => child.once('message', resolve)), new Promise((resolve) => child.on('exit', resolve))]);
+  assert.equal(code, 0, stderr);
+  return report;
+}
+
 describe('write failures', () => {
   for (const sync of ['async', 'sync']) {
     it(`a reader that went away (EPIPE) stops the lines, not the process (${sync} writes)`, async () => {
@@ -703,11 +714,7 @@ describe('write failures', () => {
 
   it("the middleware's access line on a failing sync destination throws as a log call would, and its request still ends", async () => {
     const requests = 20;
-    const child = spawn(process.execPath, [path.join(__dirname, 'fixtures', 'serve_onto_full_disk.js'), String(requests)], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
-    let stderr = '';
-    child.stderr.on('data', (d) => { stderr += d; });
-    const [report, code] = await Promise.all([new Promise((resolve) => child.once('message', resolve)), new Promise((resolve) => child.on('exit', resolve))]);
-    assert.equal(code, 0, stderr);
+    const report = await serveOntoFullDisk(requests, 'http');
     assert.deepEqual(report.bodies, Array.from({ length: requests }, (_, i) => `full-${i}`));
     assert.deepEqual(report.thrown, Array(requests).fill('ENOSPC'));
     assert.deepEqual([report.open, report.ended], [0, requests], 'no context is left open');
@@ -715,11 +722,7 @@ describe('write failures', () => {
 
   it("errorLogger on a failing sync destination passes the app's error on, not the write's", async () => {
     const requests = 20;
-    const child = spawn(process.execPath, [path.join(__dirname, 'fixtures', 'serve_onto_full_disk.js'), String(requests), 'express'], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
-    let stderr = '';
-    child.stderr.on('data', (d) => { stderr += d; });
-    const [report, code] = await Promise.all([new Promise((resolve) => child.once('message', resolve)), new Promise((resolve) => child.on('exit', resolve))]);
-    assert.equal(code, 0, stderr);
+    const report = await serveOntoFullDisk(requests, 'express');
     assert.deepEqual(report.bodies, Array.from({ length: requests }, (_, i) => `failed in full-${i}`), "each client got its request's own error");
     assert.deepEqual(report.thrown, Array(requests * 2).fill('ENOSPC'), "errorLogger's write and the access line's, each surfaced");
     assert.deepEqual([report.open, report.ended], [0, requests]);
