@@ -156,6 +156,18 @@ describe('serialization', () => {
     assert.equal(second.err.type, 'TypeError');
   });
 
+  it("takes an error's message only when the object has no msg of its own", async () => {
+    const { file, log } = logTo({ base: null });
+    const err = new Error('boom');
+    log.error({ err, msg: 'charge failed' });
+    log.error({ err });
+    await log.flush();
+    const raw = fs.readFileSync(file, 'utf8').split('\n').filter(Boolean);
+    // JSON.parse keeps the last of two equal keys: count them in the text.
+    assert.deepEqual(raw.map((line) => line.match(/"msg":/g).length), [1, 1]);
+    assert.deepEqual(raw.map((line) => JSON.parse(line).msg), ['charge failed', 'boom']);
+  });
+
   it('handles circular references, BigInt, undefined, Map, Set, Date and depth', async () => {
     const { file, log } = logTo();
     const circular = { name: 'loop' };

@@ -272,7 +272,9 @@ class Logger {
       rest = args.length;
     } else if (first !== null && typeof first === 'object') {
       object = first;
-      if (first.err instanceof Error && args.length === 1) msg = first.err.message;
+      // As in pino: an error's message stands in for a missing one, not for
+      // the object's own msg (the line would carry two).
+      if (first.err instanceof Error && args.length === 1 && first.msg === undefined) msg = first.err.message;
     } else if (first === null && args.length > 1) {
       // As in pino: a null object leaves the message to what follows.
     } else {
