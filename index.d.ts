@@ -322,6 +322,13 @@ export interface LoggerOptions {
    * to the keys every line writes itself. A path that does not parse throws.
    */
   redact?: string[] | RedactOptions
+  /**
+   * pino's serializers: each turns the logged object's top-level member of its name
+   * (and the bindings' and `base`'s) into what is written. `err` serializes errors,
+   * including one logged as the first argument. Applied before redaction; a serializer
+   * that throws leaves `"[Unserializable: …]"` in its member's place.
+   */
+  serializers?: Serializers
   /** One readable line per entry for development terminals, instead of JSON. */
   pretty?: boolean
   /** Fields on every line. Default { pid, hostname }; null for none. */
@@ -329,6 +336,8 @@ export interface LoggerOptions {
   /** Called when a line is dropped (whenFull: 'drop'). */
   onDropped?: () => void
 }
+
+export type Serializers = Record<string, (value: any) => unknown>
 
 type LogFn = {
   (msg: string, ...args: unknown[]): void
@@ -349,8 +358,8 @@ export interface Logger {
   error: LogFn
   fatal: LogFn
   isLevelEnabled(level: LevelName): boolean
-  /** A logger whose lines also carry `bindings`; shares the destination. */
-  child(bindings: Record<string, unknown>, options?: { level?: LevelName | 'silent' }): Logger
+  /** A logger whose lines also carry `bindings`; shares the destination. Its `serializers` add to this logger's. */
+  child(bindings: Record<string, unknown>, options?: { level?: LevelName | 'silent', serializers?: Serializers }): Logger
   /** Resolves once every line logged so far is written. */
   flush(): Promise<void>
   /** Blocks until every line logged so far is written. */

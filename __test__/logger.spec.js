@@ -156,6 +156,51 @@ describe('serialization', () => {
     assert.equal(second.err.type, 'TypeError');
   });
 
+  it("applies pino's serializers to the logged object's members, errors, bindings and base", async () => {
+    const calls = [];
+    const { file, log } = logTo({
+      base: { service: { name: 'billing', secret: 's' } },
+      redact: ['user.token', 'card'],
+      serializers: {
+        user: (user) => ({ id: user.id, token: user.token }),
+        service: (service) => service.name,
+        err: (err) => ({ kind: err.name, text: err.message }),
+        card: (card) => calls.push(card),
+        nothing: (value) => calls.push(value),
+        broken: () => { throw new Error('serializer failed'); },
+      },
+    });
+    log.info({ user: { id: 7, password: 'pw', token: 't' }, nested: { user: { password: 'kept' } } }, 'member');
+    log.error(new TypeError('bad input'));
+    log.warn({ err: new RangeError('out of range') }, 'wrapped');
+    log.info({ nothing: undefined, broken: 1, after: 2 }, 'edge');
+    log.info({ card: '4111' }, 'redacted');
+    const child = log.child({ user: { id: 9, password: 'pw' } }, { serializers: { user: (user) => `user-${user.id}`, extra: (n) => n * 2 } });
+    child.info({ extra: 21 }, 'child');
+    log.info({ extra: 21 }, 'parent keeps its own');
+    await log.flush();
+    const [member, error, wrapped, edge, redacted, childLine, parent] = readLines(file);
+    assert.equal(member.service, 'billing', 'base goes through its serializer');
+    assert.deepEqual(member.user, { id: 7, token: '[Redacted]' }, 'redaction applies to what the serializer returned');
+    assert.deepEqual(member.nested, { user: { password: 'kept' } }, 'only the top-level members are serialized');
+    assert.deepEqual([error.err, error.msg], [{ kind: 'TypeError', text: 'bad input' }, 'bad input']);
+    assert.deepEqual([wrapped.err, wrapped.msg], [{ kind: 'RangeError', text: 'out of range' }, 'wrapped']);
+    assert.deepEqual([edge.broken, edge.after, 'nothing' in edge], ['[Unserializable: Error: serializer failed]', 2, false]);
+    assert.equal(redacted.card, '[Redacted]');
+    assert.deepEqual(calls, [], 'undefined members and redacted ones are not handed to a serializer');
+    assert.deepEqual([childLine.user, childLine.extra, childLine.service], ['user-9', 42, 'billing']);
+    assert.equal(parent.extra, 21, "a child's serializers stay the child's");
+  });
+
+  it('refuses serializers that are not functions', () => {
+    for (const [serializers, name] of [[[], 'options.serializers'], ['err', 'options.serializers'], [{ err: 'stdErr' }, 'options.serializers.err']]) {
+      assert.throws(() => createLogger({ destination: tempFile(), serializers }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE', message: new RegExp(`"${name.replace('.', '\\.')}"`) });
+    }
+    const log = createLogger({ destination: tempFile() });
+    assert.throws(() => log.child({}, { serializers: { user: 1 } }), { code: 'ERR_INVALID_ARG_TYPE', message: /options\.serializers\.user/ });
+    assert.throws(() => log.child({}, null), { code: 'ERR_INVALID_ARG_TYPE' });
+  });
+
   it("takes an error's message only when the object has no msg of its own", async () => {
     const { file, log } = logTo({ base: null });
     const err = new Error('boom');

@@ -363,6 +363,46 @@ describe('a logger that redacts', () => {
   });
 });
 
+describe('a logger with serializers', () => {
+  it("applies them to the access line's members and to errors, each request with its own", async () => {
+    const file = tempFile();
+    const logger = createLogger({
+      destination: file,
+      serializers: { url: (url) => url.split('?')[0], err: (err) => ({ kind: err.name, text: err.message }) },
+    });
+    const express = require('express');
+    const app = express();
+    app.use(ambient.middleware({ logger }));
+    app.get('/items/:id', async (req, res, next) => {
+      await sleep(Math.random() * 10);
+      if (req.params.id.endsWith('7')) next(new RangeError(`no item ${req.params.id}`));
+      else res.send('ok');
+    });
+    app.use(ambient.errorLogger({ logger }));
+    app.use((err, req, res, next) => res.status(404).send('none'));
+    const server = http.createServer(app);
+    const port = await listen(server);
+    const ids = Array.from({ length: 30 }, (_, i) => `item-${i}`);
+    await Promise.all(ids.map((id) => request(port, { path: `/items/${id}?token=secret-${id}`, headers: { 'x-request-id': id } })));
+    server.close();
+    const lines = await linesOf({ file, logger });
+    assert.ok(!fs.readFileSync(file, 'utf8').includes('secret-'), 'no query string is written');
+    for (const id of ids) {
+      const mine = lines.filter((l) => l.requestId === id);
+      const completed = mine.find((l) => l.msg === 'request completed');
+      assert.equal(completed.url, `/items/${id}`);
+      if (id.endsWith('7')) {
+        const failed = mine.find((l) => l.msg === 'request failed');
+        assert.deepEqual(failed.err, { kind: 'RangeError', text: `no item ${id}` });
+        assert.deepEqual(completed.err, failed.err, 'the access line carries the same error');
+        assert.equal(completed.status, 404);
+      } else {
+        assert.deepEqual([mine.length, completed.status, completed.err], [1, 200, undefined]);
+      }
+    }
+  });
+});
+
 describe('once() listeners added in a request', () => {
   it('run once, in the request context, and removeListener(original) and listeners() see them as EventEmitter does', async () => {
     const log = tempLog();

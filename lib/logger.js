@@ -8,7 +8,7 @@ const os = require('node:os');
 const { format, getSystemErrorMap, getSystemErrorName } = require('node:util');
 const native = require('./native');
 const { RequestContext, lineIdentityOf } = require('./request_context');
-const { compileRedaction, fieldRedaction, serializeObject, serializeBindings } = require('./serialize');
+const { compileRedaction, compileSerializers, fieldRedaction, serializeObject, serializeBindings } = require('./serialize');
 const { invalidArgValue, validateObject, validateFunction, validateBoolean } = require('./errors');
 
 const LEVELS = Object.freeze({ trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60 });
@@ -204,14 +204,23 @@ const PRETTY_LABELS = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO ', 40: 'WARN ', 50: 
 
 function noop() {}
 
+// The access line's members: a serializer for one of them sends the line
+// the general way, where serializers apply.
+const ACCESS_KEYS = ['method', 'route', 'url', 'status', 'durationMs', 'bytes'];
+
 class Logger {
   #shared;
   #bindings;
   #level;
+  #serializers;
+  #accessTakesGeneralPath;
 
-  constructor(shared, bindings, level) {
+  constructor(shared, bindings, level, serializers) {
     this.#shared = shared;
     this.#bindings = bindings;
+    this.#serializers = serializers;
+    this.#accessTakesGeneralPath = shared.pretty || shared.redact !== undefined ||
+      ACCESS_KEYS.some((key) => serializers?.has(key));
     this.level = level;
   }
 
@@ -232,12 +241,17 @@ class Logger {
     return levelValue(level) >= this.#level;
   }
 
-  /** A logger whose lines also carry `bindings`; it shares the destination. */
+  /**
+   * A logger whose lines also carry `bindings`; it shares the destination.
+   * options.serializers adds to (or overrides) this logger's.
+   */
   child(bindings, options = {}) {
     validateObject(bindings, 'bindings');
-    const text = serializeBindings(bindings, this.#shared.redact);
+    validateObject(options, 'options');
+    const serializers = compileSerializers(options.serializers, 'options.serializers', this.#serializers);
+    const text = serializeBindings(bindings, this.#shared.redact, serializers);
     const combined = this.#bindings && text ? `${this.#bindings},${text}` : (this.#bindings || text);
-    return new Logger(this.#shared, combined, options.level ?? this.level);
+    return new Logger(this.#shared, combined, options.level ?? this.level, serializers);
   }
 
   /** Resolves once every line logged so far is written. */
@@ -297,12 +311,12 @@ class Logger {
     // Only a sync destination throws here: its write is made now.
     try {
       if (shared.pretty) {
-        shared.destination.writeRaw(prettyLine(level, ctx, this.#bindings, object, msg, shared.redact));
+        shared.destination.writeRaw(prettyLine(level, ctx, this.#bindings, object, msg, shared.redact, this.#serializers));
         return;
       }
       result = native.logWrite(shared.handle, level, ctx === undefined ? -1 : ctx.id,
         ctx === undefined ? null : lineIdentityOf(ctx), this.#bindings || null,
-        object === undefined ? null : serializeObject(object, shared.redact), msg ?? null);
+        object === undefined ? null : serializeObject(object, shared.redact, this.#serializers), msg ?? null);
     } catch (err) {
       throw writeError(err);
     }
@@ -317,12 +331,12 @@ class Logger {
   // The middleware's access line: its members go into the destination's
   // access batch as they are, with no object to serialize. `message` is
   // { text, id } from accessMessage(); `time` is the line's wall-clock time
-  // in ms, when the caller has it. Pretty output and redaction take the
-  // general path.
+  // in ms, when the caller has it. Pretty output, redaction and a
+  // serializer of one of its members take the general path.
   [WRITE_ACCESS](ctx, level, method, route, url, status, durationMs, bytes, message, time = Date.now()) {
     if (level < this.#level) return;
     const shared = this.#shared;
-    if (shared.pretty || shared.redact !== undefined) {
+    if (this.#accessTakesGeneralPath) {
       this.#writeIn(ctx, level, { method, route, url, status, durationMs, bytes }, message.text);
       return;
     }
@@ -339,7 +353,7 @@ function pad(n, width = 2) {
 
 // One readable line for a development terminal:
 // 12:04:05.123 INFO  [request id trace:first 8 of the trace id] message key=value ...
-function prettyLine(level, ctx, bindings, object, msg, redact) {
+function prettyLine(level, ctx, bindings, object, msg, redact, serializers) {
   const now = new Date();
   const time = `${pad(now.getHours())}:${pad(now.getMinutes())}:${pad(now.getSeconds())}.${pad(now.getMilliseconds(), 3)}`;
   const members = ctx === undefined ? [] : [ctx.fields()];
@@ -353,7 +367,7 @@ function prettyLine(level, ctx, bindings, object, msg, redact) {
   const extra = [
     ...(bindings ? [`{${bindings}}`] : []),
     ...members.map((m) => serializeObject(m, redact)),
-    ...(object !== undefined ? [serializeObject(object, redact)] : []),
+    ...(object !== undefined ? [serializeObject(object, redact, serializers)] : []),
   ].map((json) => {
     // As in JSON lines: what is not an object goes under `value`.
     const group = JSON.parse(json);
@@ -372,8 +386,9 @@ function prettyLine(level, ctx, bindings, object, msg, redact) {
 /**
  * Creates a logger. Options: level ('info'), name, destination ('stdout',
  * 'stderr', 1, 2, a path or { path }), sync (false), whenFull ('block' or
- * 'drop'), bufferBytes (4 MiB), redact (dotted paths), pretty (false),
- * base (fields on every line; default pid and hostname; null for none).
+ * 'drop'), bufferBytes (4 MiB), redact (dotted paths), serializers (pino's:
+ * member name to function), pretty (false), base (fields on every line;
+ * default pid and hostname; null for none).
  */
 function createLogger(options = {}) {
   validateObject(options, 'options');
@@ -383,14 +398,15 @@ function createLogger(options = {}) {
   const base = options.base === undefined ? { pid: process.pid, hostname: os.hostname() } : options.base;
   if (base !== null) validateObject(base, 'options.base');
   const redact = compileRedaction(options.redact);
+  const serializers = compileSerializers(options.serializers, 'options.serializers', undefined);
   const baseFields = { ...(base ?? {}), ...(options.name !== undefined ? { name: `${options.name}` } : {}) };
-  const prefixText = serializeBindings(baseFields, redact);
+  const prefixText = serializeBindings(baseFields, redact, serializers);
   const destination = openDestination({ ...options, prefix: prefixText ? `${prefixText},` : '', fieldCensor: fieldRedaction(redact) });
   const shared = {
     destination, handle: destination.handle, redact, pretty: Boolean(options.pretty), onDropped: options.onDropped,
     access: new AccessBatch(destination.handle, options.sync === true, options.onDropped),
   };
-  return new Logger(shared, '', options.level ?? 'info');
+  return new Logger(shared, '', options.level ?? 'info', serializers);
 }
 
 /** An access-line message, registered with Rust once (see WRITE_ACCESS). */

@@ -154,15 +154,16 @@ function readOrReason(object, key) {
 // with each member guarded (`safe`), as fast-safe-stringify retries; a
 // getter that threw is then read a second time. `asMembers`: the root's
 // members without braces (bindings), where a root that cannot be read at
-// all leaves its placeholder under `bindings`.
-function serializeGuarded(object, redact, seen, asMembers) {
+// all leaves its placeholder under `bindings`. `serializers` apply to the
+// root's own members only, as pino applies them.
+function serializeGuarded(object, redact, seen, asMembers, serializers) {
   const depthOfSeen = seen.length;
   try {
-    return serializeRoot(object, redact, seen, asMembers, false);
+    return serializeRoot(object, redact, seen, asMembers, false, serializers);
   } catch {
     seen.length = depthOfSeen;
     try {
-      return serializeRoot(object, redact, seen, asMembers, true);
+      return serializeRoot(object, redact, seen, asMembers, true, serializers);
     } catch (err) {
       const placeholder = JSON.stringify(unserializableText(err));
       return asMembers ? `"bindings":${placeholder}` : placeholder;
@@ -170,16 +171,17 @@ function serializeGuarded(object, redact, seen, asMembers) {
   }
 }
 
-function serializeRoot(object, redact, seen, asMembers, safe) {
-  return asMembers ? serializeMembers(object, redact, seen, 1, safe) : serializeValue(object, redact, seen, 0, safe);
+function serializeRoot(object, redact, seen, asMembers, safe, serializers) {
+  return asMembers ? serializeMembers(object, redact, seen, 1, safe, serializers) :
+    serializeValue(object, redact, seen, 0, safe, false, serializers);
 }
 
 // A member in the guarded pass: reading it, its toJSON() or its own
 // members (even an instanceof, on a revoked Proxy) may throw.
-function serializeMemberSafely(object, key, redact, seen, depth) {
+function serializeMemberSafely(object, key, redact, seen, depth, serializer) {
   const depthOfSeen = seen.length;
   try {
-    return serializeValue(object[key], redact, seen, depth, true);
+    return serializeValue(serializedMember(object, key, serializer), redact, seen, depth, true);
   } catch (err) {
     seen.length = depthOfSeen;
     return JSON.stringify(unserializableText(err));
@@ -188,8 +190,8 @@ function serializeMemberSafely(object, key, redact, seen, depth) {
 
 // `fromToJSON`: the value is what a toJSON() returned, whose own toJSON is
 // not called again (as in JSON.stringify, so `toJSON() { return this; }`
-// and a chain of them end).
-function serializeValue(value, redact, seen, depth, safe, fromToJSON = false) {
+// and a chain of them end). `serializers` only at the root (see above).
+function serializeValue(value, redact, seen, depth, safe, fromToJSON = false, serializers = undefined) {
   switch (typeof value) {
     case 'string': return JSON.stringify(value);
     case 'number': return Number.isFinite(value) ? String(value) : 'null';
@@ -230,37 +232,64 @@ function serializeValue(value, redact, seen, depth, safe, fromToJSON = false) {
     }
     out = `[${parts.join(',')}]`;
   } else {
-    out = `{${serializeMembers(object, redact, seen, depth + 1, safe)}}`;
+    out = `{${serializeMembers(object, redact, seen, depth + 1, safe, isError ? undefined : serializers)}}`;
   }
   seen.pop();
   return out;
 }
 
-function serializeMembers(object, redact, seen, depth, safe) {
+function serializeMembers(object, redact, seen, depth, safe, serializers) {
   let out = '';
   for (const key of Object.keys(object)) {
     const rule = redact?.get(key) ?? redact?.get('*');
+    const serializer = serializers?.get(key);
+    // A redacted member is censored whatever its serializer would return.
     const text = rule === REMOVE ? undefined : typeof rule === 'string' ? rule :
-      safe ? serializeMemberSafely(object, key, rule, seen, depth) : serializeValue(object[key], rule, seen, depth, false);
+      safe ? serializeMemberSafely(object, key, rule, seen, depth, serializer) :
+      serializeValue(serializedMember(object, key, serializer), rule, seen, depth, false);
     if (text === undefined) continue;
     out += `${out === '' ? '' : ','}${JSON.stringify(key)}:${text}`;
   }
   return out;
 }
 
+// A member as its serializer turns it (pino's `serializers`), which is
+// given only what is defined. A serializer that throws is caught as a
+// getter that throws is.
+function serializedMember(object, key, serializer) {
+  const value = object[key];
+  return serializer === undefined || value === undefined ? value : serializer(value);
+}
+
+/**
+ * pino's `serializers` option, checked: a Map of member name to function,
+ * `inherited` (a parent logger's) overridden by `option`. Undefined for
+ * none.
+ */
+function compileSerializers(option, name, inherited) {
+  if (option === undefined) return inherited;
+  if (option === null || typeof option !== 'object' || Array.isArray(option)) throw invalidArgType(name, 'object', option);
+  const out = new Map(inherited);
+  for (const [key, serializer] of Object.entries(option)) {
+    if (typeof serializer !== 'function') throw invalidArgType(`${name}.${key}`, 'function', serializer);
+    out.set(key, serializer);
+  }
+  return out.size === 0 ? undefined : out;
+}
+
 /** An object as JSON text. */
-function serializeObject(object, redact) {
+function serializeObject(object, redact, serializers) {
   // Not always an object: an array, what a toJSON() returned, or the
   // placeholder of an object that could not be read. The line puts those
   // under `value` (src/log.rs, push_object_members, and prettyLine):
   // looking at the text's first character here would flatten the string,
   // which the crossing into Rust does anyway.
-  return serializeGuarded(object, redact, [], false) ?? '{}';
+  return serializeGuarded(object, redact, [], false, serializers) ?? '{}';
 }
 
 /** An object's members as JSON text without braces (`"a":1,"b":2`), for bindings. */
-function serializeBindings(object, redact) {
-  return serializeGuarded(object, redact, [object], true);
+function serializeBindings(object, redact, serializers) {
+  return serializeGuarded(object, redact, [object], true, serializers);
 }
 
-module.exports = { compileRedaction, fieldRedaction, serializeObject, serializeBindings };
+module.exports = { compileRedaction, compileSerializers, fieldRedaction, serializeObject, serializeBindings };
