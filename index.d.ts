@@ -362,6 +362,8 @@ export interface Logger {
   child(bindings: Record<string, unknown>, options?: { level?: LevelName | 'silent', serializers?: Serializers }): Logger
   /** Resolves once every line logged so far is written. */
   flush(): Promise<void>
+  /** pino's form: calls back once every line logged so far is written, with the write's error if it failed. */
+  flush(callback: (err?: Error) => void): void
   /** Blocks until every line logged so far is written. */
   flushSync(): void
   /** Lines dropped because the buffer was full. */

@@ -796,6 +796,18 @@ describe('write failures', () => {
     queued.info('a line');
     await assert.rejects(queued.flush(), expected);
     assert.throws(() => queued.flushSync(), expected);
+    queued.info('another line');
+    const calledBack = await new Promise((resolve) => assert.equal(queued.flush(resolve), undefined));
+    assert.throws(() => { throw calledBack; }, expected, "flush(callback), pino's form, gets the same error");
+  });
+
+  it("flush(callback), pino's form, calls back once the lines are written", async () => {
+    const { file, log } = logTo({ base: null });
+    for (let i = 0; i < 5000; i++) log.info({ i }, 'line');
+    const args = await new Promise((resolve) => log.flush((...called) => resolve(called)));
+    assert.deepEqual(args, [], 'no error');
+    assert.equal(readLines(file).length, 5000);
+    assert.throws(() => log.flush('done'), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
   });
 });
 

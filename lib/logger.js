@@ -254,10 +254,23 @@ class Logger {
     return new Logger(this.#shared, combined, options.level ?? this.level, serializers);
   }
 
-  /** Resolves once every line logged so far is written. */
-  flush() {
-    this.#shared.access.write();
-    return this.#shared.destination.flush().catch(rethrowWriteError);
+  /**
+   * Resolves once every line logged so far is written. Given a callback
+   * (pino's form), calls it with the write's error or none instead, and
+   * returns nothing: code moving from pino often exits in that callback.
+   */
+  flush(callback) {
+    if (callback !== undefined) validateFunction(callback, 'callback');
+    let flushed;
+    try {
+      this.#shared.access.write();
+      flushed = this.#shared.destination.flush().catch(rethrowWriteError);
+    } catch (err) {
+      flushed = Promise.reject(err);
+    }
+    if (callback === undefined) return flushed;
+    flushed.then(() => callback(), callback);
+    return undefined;
   }
 
   /** Blocks until every line logged so far is written. */

@@ -76,6 +76,7 @@ logger.child({ user: { id: 1 } }, { serializers: { user: (user: { id: number }) 
 // @ts-expect-error a serializer is a function
 createLogger({ serializers: { err: 'standard' } })
 const flushed: Promise<void> = logger.flush()
+logger.flush((err) => { if (err) throw err })
 const mw = middleware({ logger, requestIdHeader: 'x-correlation-id' })
 const errs = errorLogger({ logger })
 const httpHandler = wrapHandler((req, res) => { res.end("ok") })
