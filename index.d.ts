@@ -390,8 +390,14 @@ export interface MiddlewareOptions {
   echoHeaders?: boolean
   /** Also log a 'request started' line. Default false. */
   logStart?: boolean
-  /** Level of the 'request completed' line. Default 'info'. */
-  level?: LevelName
+  /**
+   * Level of the 'request completed' (and 'request started') line. Default 'info'. A function
+   * (pino-http's customLogLevel) picks it per request, in the request's context, from the
+   * request, the response and the error passed to `errorLogger()` (or the Koa or Fastify
+   * adapter); 'silent' writes no line for that request (a health check). Returning anything
+   * else throws `ERR_INVALID_RETURN_VALUE`.
+   */
+  level?: LevelName | ((req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse, err: unknown) => LevelName | 'silent')
   completedMessage?: string
 }
 

@@ -228,6 +228,69 @@ describe('middleware options', () => {
   });
 });
 
+describe('a level function', () => {
+  it("picks each request's level from how it ended, and 'silent' leaves a request unlogged but ended", async () => {
+    const log = tempLog();
+    const seen = new Map();
+    const level = (req, res, err) => {
+      seen.set(RequestContext.require().requestId, [req.url, res.statusCode, err?.message]);
+      if (req.url === '/health') return 'silent';
+      return err || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info';
+    };
+    const express = require('express');
+    const app = express();
+    app.use(ambient.middleware({ logger: log.logger, level, logStart: true }));
+    app.get('/health', (req, res) => res.send('up'));
+    app.get('/:outcome/:n', async (req, res, next) => {
+      await sleep(Math.random() * 10);
+      if (req.params.outcome === 'missing') res.status(404).send('none');
+      else if (req.params.outcome === 'boom') next(new Error(`boom ${req.params.n}`));
+      else res.send('ok');
+    });
+    app.use(ambient.errorLogger({ logger: log.logger }));
+    app.use((err, req, res, next) => res.status(500).send('failed'));
+    const server = http.createServer(app);
+    const port = await listen(server);
+    const endedBefore = RequestContext.stats().ended;
+    const outcomes = ['ok', 'missing', 'boom', 'health'];
+    const sent = Array.from({ length: 40 }, (_, i) => ({ id: `lvl-${i}`, outcome: outcomes[i % 4], path: i % 4 === 3 ? '/health' : `/${outcomes[i % 4]}/${i}` }));
+    await Promise.all(sent.map(async ({ id, path: urlPath }) => {
+      await sleep(Math.random() * 5);
+      return request(port, { path: urlPath, headers: { 'x-request-id': id } });
+    }));
+    server.close();
+    const lines = await linesOf(log);
+    const expected = { ok: [30, 200], missing: [40, 404], boom: [50, 500] };
+    for (const { id, outcome, path: urlPath } of sent) {
+      const mine = lines.filter((l) => l.requestId === id && l.msg !== 'request failed');
+      if (outcome === 'health') {
+        assert.deepEqual(mine, [], 'a silent request writes no line');
+        continue;
+      }
+      assert.deepEqual(mine.map((l) => [l.msg, l.level]), [['request started', 30], ['request completed', expected[outcome][0]]]);
+      assert.equal(mine[1].status, expected[outcome][1]);
+      assert.deepEqual(seen.get(id), [urlPath, expected[outcome][1], outcome === 'boom' ? `boom ${urlPath.split('/')[2]}` : undefined]);
+    }
+    assert.equal(RequestContext.stats().ended - endedBefore, sent.length, 'every request ended, the silent ones too');
+  });
+
+  it('that returns no level throws ERR_INVALID_RETURN_VALUE, and the request still ends', () => {
+    const { Writable } = require('node:stream');
+    for (const [logger, returned] of [[tempLog().logger, 'loud'], [tempLog().logger, undefined], [require('pino')({ level: 'silent' }), 'verbose']]) {
+      const handle = ambient.middleware({ logger, level: () => returned });
+      const socket = new Writable({ write(chunk, encoding, cb) { cb(); } });
+      const req = new http.IncomingMessage(socket);
+      req.method = 'GET';
+      req.url = '/';
+      const res = new http.ServerResponse(req);
+      let ctx;
+      handle(req, res, () => { ctx = RequestContext.require(); });
+      assert.throws(() => res.emit('finish'), { name: 'TypeError', code: 'ERR_INVALID_RETURN_VALUE', message: /"options\.level" function/ });
+      assert.equal(ctx.ended, true);
+    }
+  });
+});
+
 describe('node:http2 compatibility API', () => {
   it('keeps each stream\'s context in its body listeners and counts its bytes, many streams on one connection', async () => {
     const http2 = require('node:http2');

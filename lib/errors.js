@@ -28,6 +28,12 @@ function invalidArgValue(name, value, reason) {
   return err;
 }
 
+function invalidReturnValue(name, expected, value) {
+  const err = new TypeError(`Expected ${expected} to be returned from the "${name}" function but got${describeReceived(value).replace(' Received', '')}.`);
+  err.code = 'ERR_INVALID_RETURN_VALUE';
+  return err;
+}
+
 function validateObject(value, name) {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw invalidArgType(name, 'object', value);
@@ -42,4 +48,4 @@ function validateBoolean(value, name) {
   if (typeof value !== 'boolean') throw invalidArgType(name, 'boolean', value);
 }
 
-module.exports = { invalidArgType, invalidArgValue, validateObject, validateFunction, validateBoolean };
+module.exports = { invalidArgType, invalidArgValue, invalidReturnValue, validateObject, validateFunction, validateBoolean };

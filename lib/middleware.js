@@ -12,7 +12,7 @@ const { bindToCurrentContext, v8Major } = require('./frame');
 const { createLogger, LEVELS, WRITE_IN, WRITE_ACCESS, accessMessage } = require('./logger');
 const { serializeObject } = require('./serialize');
 const { requestIdHeaderOption } = require('./propagation');
-const { invalidArgType, invalidArgValue, validateBoolean, validateFunction, validateObject } = require('./errors');
+const { invalidArgType, invalidArgValue, invalidReturnValue, validateBoolean, validateFunction, validateObject } = require('./errors');
 
 // Listeners for these run in the async context they were added in, so body
 // parsers and handlers waiting for 'end' or 'finish' keep the request's
@@ -206,7 +206,8 @@ function lineWriter(log) {
 
 /**
  * Options: logger (default: a new createLogger()), requestIdHeader
- * ('x-request-id'), echoHeaders (true), logStart (false), level ('info'),
+ * ('x-request-id'), echoHeaders (true), logStart (false), level ('info',
+ * or a function of (req, res, err) returning a level name or 'silent'),
  * completedMessage ('request completed').
  */
 function ambientMiddleware(options = {}) {
@@ -231,10 +232,14 @@ function requestHandler(options, routeOf, reportsErrors) {
   // 'false' or 'no' from a config file would otherwise read as true.
   const echo = booleanOption(options, 'echoHeaders', true);
   const logStart = booleanOption(options, 'logStart', false);
-  const level = options.level ?? 'info';
+  // A function (pino-http's customLogLevel) picks each request's level
+  // from how it ended: warn for 4xx, error for 5xx, silent for health
+  // checks.
+  const levelOf = typeof options.level === 'function' ? options.level : undefined;
+  const level = levelOf === undefined ? options.level ?? 'info' : undefined;
   const completedMessage = options.completedMessage ?? 'request completed';
   if (typeof completedMessage !== 'string') throw invalidArgType('options.completedMessage', 'string', completedMessage);
-  if (typeof log[level] !== 'function') throw invalidArgValue('options.level', level, 'is not a level of the logger');
+  if (levelOf === undefined && typeof log[level] !== 'function') throw invalidArgValue('options.level', level, 'is not a level of the logger');
   hookHttp();
 
   const levelValue = LEVELS[level];
@@ -246,6 +251,14 @@ function requestHandler(options, routeOf, reportsErrors) {
   const write = own ?
     (ctx, levelName, line, msg) => log[WRITE_IN](ctx, LEVELS[levelName], line, msg) :
     (ctx, levelName, line, msg) => ctx.run(writeLine, levelName, line, msg);
+  // In the request's context, as the app's own code runs: it may read its fields.
+  const levelFor = levelOf === undefined ? () => level : (ctx, req, res, err) => {
+    const chosen = ctx.run(levelOf, req, res, err);
+    if (chosen !== 'silent' && (typeof chosen !== 'string' || !Object.hasOwn(LEVELS, chosen) || typeof log[chosen] !== 'function')) {
+      throw invalidReturnValue('options.level', "a level name or 'silent'", chosen);
+    }
+    return chosen;
+  };
 
   const handle = function handleInRequestContext(req, res, next, routeSource) {
     const headers = req.headers;
@@ -281,22 +294,21 @@ function requestHandler(options, routeOf, reportsErrors) {
       const err = failedWith.get(res);
       const bytes = sendsNoBody(req.method, res.statusCode) ? 0 : bodyBytes.get(res);
       // A write that fails (a sync destination on a full disk) throws from
-      // here, as it would from a log call; the request still ends.
+      // here, as it would from a log call, and so does a level function
+      // that throws; the request still ends.
       try {
-        if (own && !aborted && !err) {
-          log[WRITE_ACCESS](ctx, levelValue, req.method, routeOf(routeSource), url, res.statusCode, durationMs, bytes, completed, wallTimeAt(now));
+        const lineLevel = aborted ? 'warn' : levelFor(ctx, req, res, err);
+        if (logErrors && err && res.statusCode >= 500) write(ctx, 'error', { err }, 'request failed');
+        if (lineLevel === 'silent') {
+          // The app asked for no line (a health check).
+        } else if (own && !aborted && !err) {
+          log[WRITE_ACCESS](ctx, levelOf === undefined ? levelValue : LEVELS[lineLevel], req.method, routeOf(routeSource),
+            url, res.statusCode, durationMs, bytes, completed, wallTimeAt(now));
         } else {
           const line = { method: req.method, route: routeOf(routeSource), url, status: aborted ? undefined : res.statusCode, durationMs, bytes };
-          if (err) {
-            line.err = err;
-            if (logErrors && res.statusCode >= 500) write(ctx, 'error', { err }, 'request failed');
-          }
-          if (aborted) {
-            line.aborted = true;
-            write(ctx, 'warn', line, 'request aborted');
-          } else {
-            write(ctx, level, line, completedMessage);
-          }
+          if (err) line.err = err;
+          if (aborted) line.aborted = true;
+          write(ctx, lineLevel, line, aborted ? 'request aborted' : completedMessage);
         }
       } finally {
         endAt(ctx, aborted ? 'aborted' : res.statusCode >= 500 ? 'error' : 'ok', now);
@@ -305,7 +317,10 @@ function requestHandler(options, routeOf, reportsErrors) {
     addResponseListener.call(res, 'finish', complete);
     addResponseListener.call(res, 'close', () => complete(!res.writableFinished));
     if (rejected !== undefined) write(ctx, 'debug', { reason: rejected }, 'incoming request id replaced by a generated one');
-    if (logStart) write(ctx, level, { method: req.method, url: req.originalUrl ?? req.url }, 'request started');
+    if (logStart) {
+      const startLevel = levelFor(ctx, req, res, undefined);
+      if (startLevel !== 'silent') write(ctx, startLevel, { method: req.method, url: req.originalUrl ?? req.url }, 'request started');
+    }
     ctx.run(next);
   };
   return handle;
