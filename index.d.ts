@@ -430,6 +430,11 @@ interface FastifyHooks {
 }
 /** Fastify plugin (`app.register(fastify, options)`): the same, from the onRequest hook on, for the whole app. */
 export declare function fastify(instance: FastifyHooks, options: AdapterOptions | undefined, done: (err?: Error) => void): void
+/**
+ * Fastify's `genReqId`: the id the plugin chooses (a valid incoming header, or a generated one), so
+ * Fastify's `reqId` and ambient's `requestId` are the same. Give it the plugin's `requestIdHeader`.
+ */
+export declare function fastifyRequestId(options?: { requestIdHeader?: string }): (req: import('node:http').IncomingMessage) => string
 
 export interface PropagationOptions {
   /** Default 'x-request-id'. */

@@ -10,7 +10,7 @@ const { AsyncResource } = require('./lib/async_resource');
 const { RequestContext, DeadlineExceededError } = require('./lib/request_context');
 const traceContext = require('./lib/trace_context');
 const { createLogger, LEVELS } = require('./lib/logger');
-const { ambientMiddleware, errorLogger, wrapHandler, koa, fastify } = require('./lib/middleware');
+const { ambientMiddleware, errorLogger, wrapHandler, koa, fastify, fastifyRequestId } = require('./lib/middleware');
 const { enableOutgoingPropagation, disableOutgoingPropagation, withoutPropagation, httpPropagation } = require('./lib/propagation');
 const adapters = require('./lib/adapters');
 const native = require('./lib/native');
@@ -31,6 +31,7 @@ module.exports = {
   wrapHandler,
   koa,
   fastify,
+  fastifyRequestId,
   enableOutgoingPropagation,
   disableOutgoingPropagation,
   withoutPropagation,

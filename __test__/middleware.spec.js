@@ -805,7 +805,8 @@ for (const framework of ['Koa', 'Fastify']) {
       });
       it("Fastify's own logger, given pinoMixin(), tags request.log lines with the request's ids", async () => {
         const chunks = [];
-        const own = require('fastify')({ logger: { mixin: ambient.pinoMixin(), stream: { write: (s) => chunks.push(JSON.parse(s)) } }, disableRequestLogging: true });
+        const Fastify = require('fastify');
+        const own = Fastify({ logger: { mixin: ambient.pinoMixin(), stream: { write: (s) => chunks.push(JSON.parse(s)) } }, logController: new Fastify.LogController({ disableRequestLogging: true }) });
         await own.register(ambient.fastify, { logger: own.log });
         own.get('/work', async (request) => {
           await sleep(Math.random() * 5);
@@ -830,6 +831,44 @@ for (const framework of ['Koa', 'Fastify']) {
         } finally {
           await own.close();
         }
+      });
+      it("with genReqId: fastifyRequestId(), Fastify's reqId is the request's requestId, hostile headers replaced", async () => {
+        const chunks = [];
+        const Fastify = require('fastify');
+        const own = Fastify({
+          genReqId: ambient.fastifyRequestId(),
+          logger: { level: 'debug', mixin: ambient.pinoMixin(), stream: { write: (s) => chunks.push(JSON.parse(s)) } },
+          logController: new Fastify.LogController({ disableRequestLogging: true }),
+        });
+        await own.register(ambient.fastify, { logger: own.log });
+        own.get('/work', async (request) => {
+          await sleep(Math.random() * 5);
+          request.log.info('working');
+          return RequestContext.require().requestId;
+        });
+        try {
+          const sent = Array.from({ length: 30 }, (_, i) => (i % 3 === 0 ? `gen-${i}` : i % 3 === 1 ? undefined : `hostile-${i}\u0007`));
+          const responses = await Promise.all(sent.map((id) => own.inject({ url: '/work', headers: id === undefined ? {} : { 'x-request-id': id } })));
+          const requestIds = responses.map((r) => r.body);
+          assert.equal(new Set(requestIds).size, sent.length, 'one id per request');
+          sent.forEach((id, i) => {
+            if (id?.startsWith('gen-')) assert.equal(requestIds[i], id);
+            else assert.match(requestIds[i], /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/, 'a generated UUIDv7');
+            assert.equal(responses[i].headers['x-request-id'], requestIds[i]);
+            const mine = chunks.filter((l) => l.requestId === requestIds[i]);
+            const replaced = id?.startsWith('hostile-') ? ['incoming request id replaced by a generated one'] : [];
+            assert.deepEqual(mine.map((l) => l.msg), [...replaced, 'working', 'request completed']);
+            const working = mine.find((l) => l.msg === 'working');
+            assert.equal(working.reqId, requestIds[i], "request.log's reqId is the same id");
+          });
+          assert.ok(!JSON.stringify(chunks).includes('hostile-'), 'no hostile value is logged');
+        } finally {
+          await own.close();
+        }
+      });
+      it('fastifyRequestId() refuses a bad header option up front', () => {
+        assert.throws(() => ambient.fastifyRequestId({ requestIdHeader: 'bad header' }), { code: 'ERR_INVALID_HTTP_TOKEN' });
+        assert.throws(() => ambient.fastifyRequestId(null), { code: 'ERR_INVALID_ARG_TYPE' });
       });
     }
 

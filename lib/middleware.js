@@ -7,7 +7,7 @@ const http = require('node:http');
 // Node's own clock object, not the global: the global is a lazy getter
 // read on every use, and fake timers in tests replace it.
 const { performance } = require('node:perf_hooks');
-const { RequestContext, isValidRequestId, beginRoot, elapsedOf, endAt, wallTimeAt } = require('./request_context');
+const { RequestContext, isValidRequestId, generateRequestId, beginRoot, elapsedOf, endAt, wallTimeAt } = require('./request_context');
 const { bindToCurrentContext, v8Major } = require('./frame');
 const { createLogger, LEVELS, WRITE_IN, WRITE_ACCESS, accessMessage } = require('./logger');
 const { serializeObject } = require('./serialize');
@@ -260,14 +260,20 @@ function requestHandler(options, routeOf, reportsErrors) {
     return chosen;
   };
 
-  const handle = function handleInRequestContext(req, res, next, routeSource) {
+  // `chosen`: the request id a framework already gave the request, from
+  // the same header rules ({ requestId, rejected }, fastifyRequestId()).
+  const handle = function handleInRequestContext(req, res, next, routeSource, chosen) {
     const headers = req.headers;
-    const raw = headers[headerKey];
     let requestId;
     let rejected;
-    if (raw !== undefined) {
-      if (isValidRequestId(raw)) requestId = raw;
-      else rejected = requestIdProblem(raw);
+    if (chosen !== undefined) {
+      ({ requestId, rejected } = chosen);
+    } else {
+      const raw = headers[headerKey];
+      if (raw !== undefined) {
+        if (isValidRequestId(raw)) requestId = raw;
+        else rejected = requestIdProblem(raw);
+      }
     }
     const ctx = beginRoot(requestId, asString(headers.traceparent), asString(headers.tracestate),
       asString(headers.baggage), req.method, true);
@@ -397,7 +403,9 @@ function fastify(instance, options, done) {
   }
   instance.addHook('onRequest', (request, reply, hookDone) => {
     hookHttp2For(reply.raw);
-    handle(request.raw, reply.raw, hookDone, request);
+    const chosen = chosenIds.get(request.raw);
+    // Unless an app's own genReqId changed what fastifyRequestId() chose.
+    handle(request.raw, reply.raw, hookDone, request, chosen?.requestId === request.id ? chosen : undefined);
   });
   // Before the error handler, which picks the status: the access line
   // decides whether it was a server error.
@@ -410,4 +418,28 @@ function fastify(instance, options, done) {
 // Fastify's own convention (what fastify-plugin sets): no encapsulation.
 fastify[Symbol.for('skip-override')] = true;
 
-module.exports = { ambientMiddleware, errorLogger, wrapHandler, koa, fastify };
+// What fastifyRequestId() chose for a request, until the plugin begins its
+// context.
+const chosenIds = new WeakMap();
+
+/**
+ * A genReqId for Fastify: the request id the plugin would choose (a valid
+ * incoming header, or a generated id), so Fastify's reqId on request.log
+ * lines and ambient's requestId are the same. Options: requestIdHeader
+ * ('x-request-id').
+ */
+function fastifyRequestId(options = {}) {
+  validateObject(options, 'options');
+  const headerKey = requestIdHeaderOption(options);
+  return function genReqId(req) {
+    const raw = req.headers[headerKey];
+    let chosen;
+    if (raw === undefined) chosen = { requestId: generateRequestId(), rejected: undefined };
+    else if (isValidRequestId(raw)) chosen = { requestId: raw, rejected: undefined };
+    else chosen = { requestId: generateRequestId(), rejected: requestIdProblem(raw) };
+    chosenIds.set(req, chosen);
+    return chosen.requestId;
+  };
+}
+
+module.exports = { ambientMiddleware, errorLogger, wrapHandler, koa, fastify, fastifyRequestId };

@@ -11,6 +11,7 @@ const { performance } = require('node:perf_hooks');
 const { AsyncResource: NativeAsyncResource } = require('node:async_hooks');
 const { allocateIndex, currentFrame, valueIn, runScopeWithValue, v8Major } = require('./frame');
 const { invalidArgType, invalidArgValue, validateFunction, validateObject } = require('./errors');
+const { newRequestId } = require('./trace_context');
 
 // The current context: one variable of the shared frame (lib/frame.js),
 // used directly rather than through an AsyncLocalStorage, so run() and
@@ -274,6 +275,14 @@ function checkRequestId(id, name) {
     throw invalidArgValue(name, id, `must be 1 to ${REQUEST_ID_MAX} visible ASCII characters`);
   }
   return id;
+}
+
+/**
+ * A request id for a context about to begin, as one begun without an id
+ * gets: from configure()'s generateRequestId, or a new UUIDv7.
+ */
+function generateRequestId() {
+  return settings.generateRequestId ? checkRequestId(settings.generateRequestId(), 'generated request id') : newRequestId();
 }
 
 // Keys each log line writes itself. A field of the same name would follow
@@ -1151,4 +1160,4 @@ function deadlineOptions(options) {
   return { ms: deadlineMs, onDeadline, armed: false, controller: new AbortController() };
 }
 
-module.exports = { RequestContext, DeadlineExceededError, isValidRequestId, beginRoot, lineIdentityOf, elapsedOf, endAt, wallTimeAt };
+module.exports = { RequestContext, DeadlineExceededError, isValidRequestId, generateRequestId, beginRoot, lineIdentityOf, elapsedOf, endAt, wallTimeAt };

@@ -93,7 +93,8 @@ export { flushed, mw, errs, httpHandler, stop, mixin, format }
 
 import Koa = require('koa')
 import { fastify as createFastify } from 'fastify'
-import { koa, fastify } from '../..'
+import { koa, fastify, fastifyRequestId } from '../..'
+createFastify({ genReqId: fastifyRequestId({ requestIdHeader: 'x-correlation-id' }) })
 const koaApp = new Koa()
 koaApp.use(koa({ logger, logErrors: false }))
 const fastifyApp = createFastify()
