@@ -417,7 +417,10 @@ type RequestHandler = (req: import('node:http').IncomingMessage, res: import('no
 export declare function middleware(options?: MiddlewareOptions): RequestHandler
 /** Express error middleware: logs the error in the request's context and passes it on. */
 export declare function errorLogger(options?: { logger?: Logger | LoggerLike }): (err: unknown, req: unknown, res: unknown, next: (err?: unknown) => void) => void
-/** The same per-request context for a plain node:http handler. */
+/**
+ * The same per-request context for a plain node:http handler. An async handler's rejection is
+ * logged as 'request failed' with the request id, then left unhandled as it would be unwrapped.
+ */
 export declare function wrapHandler<H extends (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => unknown>(handler: H, options?: MiddlewareOptions): (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => void
 /** Koa middleware: one request context per request, everything downstream inside it, logged when it completes. */
 export declare function koa(options?: AdapterOptions): (ctx: { req: import('node:http').IncomingMessage; res: import('node:http').ServerResponse }, next: () => Promise<unknown>) => Promise<void>

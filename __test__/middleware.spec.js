@@ -228,6 +228,35 @@ describe('middleware options', () => {
   });
 });
 
+describe('wrapHandler with an async handler that rejects', () => {
+  it('logs the error with its request id, puts it on the access line, and leaves the rejection unhandled', async () => {
+    const { spawn } = require('node:child_process');
+    const path = require('node:path');
+    const file = tempFile();
+    const requests = 30;
+    const child = spawn(process.execPath, [path.join(__dirname, 'fixtures', 'serve_failing_handler.js'), file, String(requests)], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+    let stderr = '';
+    child.stderr.on('data', (d) => { stderr += d; });
+    const [report, code] = await Promise.all([new Promise((resolve) => child.once('message', resolve)), new Promise((resolve) => child.on('exit', resolve))]);
+    assert.equal(code, 0, stderr);
+    const ids = Array.from({ length: requests }, (_, i) => `handler-${i}`);
+    const failing = ids.filter((_, i) => i % 2);
+    assert.deepEqual(report.bodies, ids);
+    assert.deepEqual([...report.unhandled].sort(), failing.map((id) => `failed in ${id}`).sort(), 'each rejection still reaches unhandledRejection');
+    const lines = fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+    for (const id of ids) {
+      const mine = lines.filter((l) => l.requestId === id);
+      if (!failing.includes(id)) {
+        assert.deepEqual(mine.map((l) => [l.msg, l.status, l.err]), [['request completed', 200, undefined]]);
+        continue;
+      }
+      assert.deepEqual(mine.map((l) => [l.msg, l.level]), [['request failed', 50], ['request completed', 30]]);
+      for (const line of mine) assert.equal(line.err.message, `failed in ${id}`);
+      assert.equal(mine[1].status, 500);
+    }
+  });
+});
+
 describe('a level function', () => {
   it("picks each request's level from how it ended, and 'silent' leaves a request unlogged but ended", async () => {
     const log = tempLog();

@@ -357,13 +357,31 @@ function rethrow(err) {
   throw err;
 }
 
-/** Wraps a plain node:http request handler with the same per-request context. */
+/**
+ * Wraps a plain node:http request handler with the same per-request
+ * context. An async handler that rejects has its error logged with the
+ * request id and put on the access line; the rejection itself goes on
+ * unhandled, as it would without the wrapper.
+ */
 function wrapHandler(handler, options = {}) {
   validateFunction(handler, 'handler');
-  const middleware = ambientMiddleware(options);
+  validateObject(options, 'options');
+  const logger = loggerOption(options, ['warn', 'debug', 'error']);
+  const middleware = ambientMiddleware({ ...options, logger });
+  const writeLine = lineWriter(logger);
   return function ambientHandler(req, res) {
     hookHttp2For(res);
-    middleware(req, res, () => handler.call(this, req, res));
+    middleware(req, res, () => {
+      const result = handler.call(this, req, res);
+      // Settled in the request's context, where the line finds it.
+      if (typeof result?.then === 'function') {
+        result.then(undefined, (err) => {
+          failedWith.set(res, err);
+          writeLine('error', { err }, 'request failed');
+          throw err;
+        });
+      }
+    });
   };
 }
 
