@@ -303,8 +303,8 @@ function requestHandler(options, routeOf, reportsErrors) {
       // here, as it would from a log call, and so does a level function
       // that throws; the request still ends.
       try {
-        const lineLevel = aborted ? 'warn' : levelFor(ctx, req, res, err);
         if (logErrors && err && res.statusCode >= 500) write(ctx, 'error', { err }, 'request failed');
+        const lineLevel = aborted ? 'warn' : levelFor(ctx, req, res, err);
         if (lineLevel === 'silent') {
           // The app asked for no line (a health check).
         } else if (own && !aborted && !err) {
