@@ -11,7 +11,7 @@ const { parseArgs } = require('node:util');
 const results = path.join(__dirname, 'results');
 const { values: files } = parseArgs({
   options: {
-    express: { type: 'string', default: path.join(results, 'express-slots-77f1a2a-node26.json') },
+    express: { type: 'string', default: path.join(results, 'express-slots-0d0d2ea-node26.json') },
     logger: { type: 'string', default: path.join(results, 'logger-992e946.json') },
   },
 });
