@@ -248,7 +248,7 @@ class Logger {
   child(bindings, options = {}) {
     validateObject(bindings, 'bindings');
     validateObject(options, 'options');
-    const serializers = compileSerializers(options.serializers, 'options.serializers', this.#serializers);
+    const serializers = compileSerializers(options.serializers, this.#serializers);
     const text = serializeBindings(bindings, this.#shared.redact, serializers);
     const combined = this.#bindings && text ? `${this.#bindings},${text}` : (this.#bindings || text);
     return new Logger(this.#shared, combined, options.level ?? this.level, serializers);
@@ -411,7 +411,7 @@ function createLogger(options = {}) {
   const base = options.base === undefined ? { pid: process.pid, hostname: os.hostname() } : options.base;
   if (base !== null) validateObject(base, 'options.base');
   const redact = compileRedaction(options.redact);
-  const serializers = compileSerializers(options.serializers, 'options.serializers', undefined);
+  const serializers = compileSerializers(options.serializers, undefined);
   const baseFields = { ...(base ?? {}), ...(options.name !== undefined ? { name: `${options.name}` } : {}) };
   const prefixText = serializeBindings(baseFields, redact, serializers);
   const destination = openDestination({ ...options, prefix: prefixText ? `${prefixText},` : '', fieldCensor: fieldRedaction(redact) });

@@ -242,7 +242,6 @@ function requestHandler(options, routeOf, reportsErrors) {
   if (levelOf === undefined && typeof log[level] !== 'function') throw invalidArgValue('options.level', level, 'is not a level of the logger');
   hookHttp();
 
-  const levelValue = LEVELS[level];
   // Another logger (pino, winston, ...) is called inside the context, where
   // its mixin or format finds the request; ambient's own takes it directly.
   const own = typeof log[WRITE_IN] === 'function';
@@ -308,8 +307,8 @@ function requestHandler(options, routeOf, reportsErrors) {
         if (lineLevel === 'silent') {
           // The app asked for no line (a health check).
         } else if (own && !aborted && !err) {
-          log[WRITE_ACCESS](ctx, levelOf === undefined ? levelValue : LEVELS[lineLevel], req.method, routeOf(routeSource),
-            url, res.statusCode, durationMs, bytes, completed, wallTimeAt(now));
+          log[WRITE_ACCESS](ctx, LEVELS[lineLevel], req.method, routeOf(routeSource), url, res.statusCode, durationMs,
+            bytes, completed, wallTimeAt(now));
         } else {
           const line = { method: req.method, route: routeOf(routeSource), url, status: aborted ? undefined : res.statusCode, durationMs, bytes };
           if (err) line.err = err;

@@ -266,12 +266,12 @@ function serializedMember(object, key, serializer) {
  * `inherited` (a parent logger's) overridden by `option`. Undefined for
  * none.
  */
-function compileSerializers(option, name, inherited) {
+function compileSerializers(option, inherited) {
   if (option === undefined) return inherited;
-  if (option === null || typeof option !== 'object' || Array.isArray(option)) throw invalidArgType(name, 'object', option);
+  if (option === null || typeof option !== 'object' || Array.isArray(option)) throw invalidArgType('options.serializers', 'object', option);
   const out = new Map(inherited);
   for (const [key, serializer] of Object.entries(option)) {
-    if (typeof serializer !== 'function') throw invalidArgType(`${name}.${key}`, 'function', serializer);
+    if (typeof serializer !== 'function') throw invalidArgType(`options.serializers.${key}`, 'function', serializer);
     out.set(key, serializer);
   }
   return out.size === 0 ? undefined : out;
