@@ -61,6 +61,21 @@ describe('running a context', () => {
     });
   });
 
+  it('starts an unsampled trace when asked, and keeps an incoming trace\'s own decision', () => {
+    const unsampled = RequestContext.begin({ sampled: false });
+    assert.equal(unsampled.traceFlags & 1, 0);
+    assert.match(unsampled.traceparent, /-0[02]$/);
+    assert.equal(traceContext.parseTraceparent(unsampled.outgoingTraceparent()).traceFlags & 1, 0, 'outgoing calls carry the decision');
+    assert.equal(unsampled.child().traceFlags & 1, 0, 'a child scope keeps it');
+    unsampled.end();
+    const continued = RequestContext.begin({ sampled: false, traceparent: SPEC_TRACEPARENT });
+    assert.equal(continued.traceFlags & 1, 1, 'the caller\'s sampled flag stands');
+    continued.end();
+    const notSampledUpstream = RequestContext.begin({ sampled: true, traceparent: SPEC_TRACEPARENT.replace(/01$/, '00') });
+    assert.equal(notSampledUpstream.traceFlags & 1, 0);
+    notSampledUpstream.end();
+  });
+
   it('starts a new trace on an invalid traceparent, never throwing, and drops its tracestate', () => {
     for (const bad of ['', 'garbage', '00-00000000000000000000000000000000-00f067aa0ba902b7-01', `${SPEC_TRACEPARENT}\r\nx: 1`]) {
       RequestContext.run({ traceparent: bad, tracestate: 'rojo=1' }, () => {
@@ -79,6 +94,9 @@ describe('running a context', () => {
     assert.throws(() => RequestContext.run({ requestId: 'has space' }, () => {}), { code: 'ERR_INVALID_ARG_VALUE' });
     assert.throws(() => RequestContext.run({ requestId: 'x'.repeat(129) }, () => {}), { code: 'ERR_INVALID_ARG_VALUE' });
     assert.throws(() => RequestContext.run({ fields: { bad: {} } }, () => {}), { code: 'ERR_INVALID_ARG_TYPE' });
+    for (const sampled of ['no', 0, null]) {
+      assert.throws(() => RequestContext.begin({ sampled }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE', message: /"options\.sampled" argument must be of type boolean/ });
+    }
     for (const deadlineMs of [-1, NaN, Infinity, 2 ** 32, Number.MAX_VALUE, '5']) {
       assert.throws(() => RequestContext.run({ deadlineMs }, () => {}), { name: 'TypeError', code: 'ERR_INVALID_ARG_VALUE', message: /options\.deadlineMs' must be a number of milliseconds from 0 to 4294967295/ });
       assert.throws(() => RequestContext.run((ctx) => RequestContext.require().child({ deadlineMs }, () => {})), { code: 'ERR_INVALID_ARG_VALUE' });

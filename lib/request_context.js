@@ -10,7 +10,7 @@ const native = require('./native');
 const { performance } = require('node:perf_hooks');
 const { AsyncResource: NativeAsyncResource } = require('node:async_hooks');
 const { allocateIndex, currentFrame, valueIn, runScopeWithValue, v8Major } = require('./frame');
-const { invalidArgType, invalidArgValue, validateFunction, validateObject } = require('./errors');
+const { invalidArgType, invalidArgValue, validateBoolean, validateFunction, validateObject } = require('./errors');
 const { newRequestId } = require('./trace_context');
 
 // The current context: one variable of the shared frame (lib/frame.js),
@@ -558,8 +558,10 @@ class RequestContext {
     const deadline = deadlineOptions(options);
     const name = optionalString(options, 'name');
     const fields = fieldEntries(options.fields);
+    const sampled = options.sampled;
+    if (sampled !== undefined) validateBoolean(sampled, 'options.sampled');
     const ctx = beginRoot(requestId, optionalString(options, 'traceparent'), optionalString(options, 'tracestate'),
-      optionalString(options, 'baggage'), name, options.sampled !== false);
+      optionalString(options, 'baggage'), name, sampled !== false);
     if (deadline !== undefined) {
       // The watchdog works on the record.
       ctx.#rareData().deadline = deadline;
