@@ -1,18 +1,26 @@
 'use strict';
 // The TC39 AsyncContext API (Stage 2): Variable and Snapshot. Variables share
 // the frame with ambient's AsyncLocalStorage instances, so a Snapshot captures
-// both and one propagated store carries all of them.
+// both and one propagated store carries all of them. Shapes (property
+// attributes, name and length of wrapped functions, what the constructor
+// reads from its options) follow the proposal's spec text, so code written
+// against a native AsyncContext sees the same objects.
 const { allocateIndex, currentFrame, valueIn, withValue, runInFrame, runsInCurrentFrame } = require('./frame');
 const { validateFunction } = require('./errors');
 
 class Variable {
   #index;
-  #name;
+  #name = '';
   #defaultValue;
 
-  constructor(options = undefined) {
-    this.#name = options?.name === undefined ? '' : `${options.name}`;
-    this.#defaultValue = options?.defaultValue;
+  // The proposal reads `name` only when present (so `{ name: undefined }` is
+  // named "undefined"), converts it as ToString does, then reads
+  // `defaultValue`; anything but an object is no options at all.
+  constructor(options) {
+    if ((typeof options === 'object' && options !== null) || typeof options === 'function') {
+      if ('name' in options) this.#name = `${options.name}`;
+      this.#defaultValue = options.defaultValue;
+    }
     this.#index = allocateIndex(this);
   }
 
@@ -30,10 +38,6 @@ class Variable {
     const prior = currentFrame();
     return runInFrame(withValue(prior, this, this.#index, value), fn, undefined, args);
   }
-
-  get [Symbol.toStringTag]() {
-    return 'AsyncContext.Variable';
-  }
 }
 
 class Snapshot {
@@ -46,16 +50,37 @@ class Snapshot {
   static wrap(fn) {
     validateFunction(fn, 'fn');
     const wrapped = runsInCurrentFrame(fn);
-    Object.defineProperty(wrapped, 'name', { value: `wrapped ${fn.name}`, configurable: true });
-    Object.defineProperty(wrapped, 'length', { value: fn.length, configurable: true });
+    copyNameAndLength(wrapped, fn, 'wrapped');
     return wrapped;
-  }
-
-  get [Symbol.toStringTag]() {
-    return 'AsyncContext.Snapshot';
   }
 }
 
-const AsyncContext = Object.freeze({ __proto__: null, Variable, Snapshot });
+// The spec's CopyNameAndLength, as Function.prototype.bind uses it: only an
+// own numeric `length` counts, and a name that is not a string becomes ''.
+function copyNameAndLength(target, source, prefix) {
+  let length = 0;
+  if (Object.hasOwn(source, 'length')) {
+    const sourceLength = source.length;
+    if (typeof sourceLength === 'number') {
+      length = sourceLength === Infinity ? Infinity : Math.max(Math.trunc(sourceLength) || 0, 0);
+    }
+  }
+  const name = source.name;
+  Object.defineProperty(target, 'length', { value: length, configurable: true });
+  Object.defineProperty(target, 'name', { value: `${prefix} ${typeof name === 'string' ? name : ''}`, configurable: true });
+}
+
+// Data properties, as the proposal defines them (not writable, not
+// enumerable, configurable).
+const tag = (object, value) => Object.defineProperty(object, Symbol.toStringTag, { value, configurable: true });
+tag(Variable.prototype, 'AsyncContext.Variable');
+tag(Snapshot.prototype, 'AsyncContext.Snapshot');
+
+// A namespace object like Math or Reflect: writable, configurable,
+// non-enumerable members.
+const AsyncContext = tag(Object.defineProperties({}, {
+  Variable: { value: Variable, writable: true, configurable: true },
+  Snapshot: { value: Snapshot, writable: true, configurable: true },
+}), 'AsyncContext');
 
 module.exports = { AsyncContext, Variable, Snapshot };
