@@ -320,6 +320,59 @@ describe('a level function', () => {
   });
 });
 
+// What pino-http users reach for, and where ambient has it: genReqId is the
+// process-wide request-id generator, customProps are context fields (on the
+// access line because it is written inside the context), customSuccessMessage
+// is completedMessage.
+describe('coming from pino-http', () => {
+  it('a custom id generator, fields set by an earlier middleware and a custom message land on each access line', async () => {
+    let generated = 0;
+    RequestContext.configure({ generateRequestId: () => `gen-${++generated}` });
+    try {
+      const log = tempLog();
+      const express = require('express');
+      const app = express();
+      app.use(ambient.middleware({ logger: log.logger, completedMessage: 'http' }));
+      app.use(async (req, res, next) => {
+        await sleep(Math.random() * 5);
+        RequestContext.require().set('user', req.headers['x-user']);
+        next();
+      });
+      app.get('/orders/:n', async (req, res) => {
+        await sleep(Math.random() * 10);
+        RequestContext.require().set('order', Number(req.params.n));
+        res.send('ok');
+      });
+      const server = http.createServer(app);
+      const port = await listen(server);
+      const replies = await Promise.all(Array.from({ length: 30 }, async (_, n) => {
+        await sleep(Math.random() * 5);
+        const headers = { 'x-user': `user-${n}` };
+        if (n % 3 === 0) headers['x-request-id'] = `given-${n}`;
+        return { n, reply: await request(port, { path: `/orders/${n}`, headers }) };
+      }));
+      server.close();
+      const lines = await linesOf(log);
+      const ids = new Set();
+      for (const { n, reply } of replies) {
+        const id = reply.headers['x-request-id'];
+        assert.match(id, n % 3 === 0 ? new RegExp(`^given-${n}$`) : /^gen-\d+$/);
+        ids.add(id);
+        const access = lines.filter((l) => l.requestId === id);
+        assert.equal(access.length, 1);
+        assert.equal(access[0].msg, 'http');
+        assert.equal(access[0].user, `user-${n}`, 'a field set before the route is on the line');
+        assert.equal(access[0].order, n, 'and one set in the route');
+        assert.equal(access[0].status, 200);
+      }
+      assert.equal(ids.size, 30);
+      assert.equal(generated, 20, 'the generator made exactly the ids no valid header gave');
+    } finally {
+      RequestContext.configure({ generateRequestId: null });
+    }
+  });
+});
+
 describe('node:http2 compatibility API', () => {
   it('keeps each stream\'s context in its body listeners and counts its bytes, many streams on one connection', async () => {
     const http2 = require('node:http2');
