@@ -358,6 +358,12 @@ export interface Logger {
   error: LogFn
   fatal: LogFn
   isLevelEnabled(level: LevelName): boolean
+  /** pino's level maps: names to numbers and numbers to names. */
+  readonly levels: { readonly values: Readonly<Record<LevelName, number>>; readonly labels: Readonly<Record<number, LevelName>> }
+  /** Writes nothing, as pino's `silent` does, for code that picks the method by level name. */
+  silent(...args: unknown[]): void
+  /** The bindings of this logger and its parents, as written (serialized and redacted). */
+  bindings(): Record<string, unknown>
   /** A logger whose lines also carry `bindings`; shares the destination. Its `serializers` add to this logger's. */
   child(bindings: Record<string, unknown>, options?: { level?: LevelName | 'silent', serializers?: Serializers }): Logger
   /** Resolves once every line logged so far is written. */

@@ -393,6 +393,21 @@ describe('levels and children', () => {
     assert.equal(lines[1].component, 'db');
     assert.equal(lines[1].table, 'orders');
   });
+
+  it("has pino's levels maps, a silent method and bindings(), for code written against pino", async () => {
+    const { file, log } = logTo({ redact: ['token'] });
+    assert.deepEqual(log.levels.values, { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60 });
+    assert.deepEqual(log.levels.labels, { 10: 'trace', 20: 'debug', 30: 'info', 40: 'warn', 50: 'error', 60: 'fatal' });
+    assert.equal(log.levels.labels[log.levels.values[log.level]], log.level);
+    assert.deepEqual(log.bindings(), {});
+    const child = log.child({ component: 'db', token: 'secret', big: 2n }).child({ table: 'orders' });
+    assert.deepEqual(child.bindings(), { component: 'db', token: '[Redacted]', big: 2, table: 'orders' }, 'as written');
+    const level = 'silent';
+    child[level]('nothing');
+    child.info('something');
+    await log.flush();
+    assert.deepEqual(readLines(file).map((l) => l.msg), ['something']);
+  });
 });
 
 describe('destinations', () => {

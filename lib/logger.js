@@ -13,6 +13,11 @@ const { invalidArgValue, validateObject, validateFunction, validateBoolean } = r
 
 const LEVELS = Object.freeze({ trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60 });
 const LEVEL_NAMES = Object.keys(LEVELS);
+// pino's logger.levels, for code that maps between names and numbers with it.
+const LEVEL_MAPS = Object.freeze({
+  values: LEVELS,
+  labels: Object.freeze(Object.fromEntries(LEVEL_NAMES.map((name) => [LEVELS[name], name]))),
+});
 const WRITE_IN = Symbol('ambient.logger.writeIn');
 const WRITE_ACCESS = Symbol('ambient.logger.writeAccess');
 const USED_AFTER_END = 1;
@@ -239,6 +244,18 @@ class Logger {
 
   isLevelEnabled(level) {
     return levelValue(level) >= this.#level;
+  }
+
+  get levels() {
+    return LEVEL_MAPS;
+  }
+
+  /** pino's: logging at level 'silent' writes nothing. */
+  silent() {}
+
+  /** The bindings of this logger and its parents, as written (serialized and redacted). */
+  bindings() {
+    return JSON.parse(`{${this.#bindings}}`);
   }
 
   /**

@@ -71,6 +71,11 @@ createLogger({ redact: { paths: ['token'], censor: () => '***' } })
 logger.info('hello %s', 'world')
 logger.error(new Error('boom'))
 logger.child({ component: 'db' }).warn({ rows: 1 }, 'slow')
+const warnValue: number = logger.levels.values.warn
+const infoLabel: string = logger.levels.labels[30]
+logger.silent('dropped')
+const childBindings: Record<string, unknown> = logger.child({ component: 'db' }).bindings()
+void warnValue; void infoLabel; void childBindings
 createLogger({ serializers: { user: (user: { id: number }) => user.id, err: (err: Error) => ({ text: err.message }) } })
 logger.child({ user: { id: 1 } }, { serializers: { user: (user: { id: number }) => `user-${user.id}` } })
 // @ts-expect-error a serializer is a function
