@@ -726,6 +726,29 @@ describe('outgoing propagation', () => {
     if (received.length === 2) assert.notEqual(received[0].traceparent, received[1].traceparent);
   });
 
+  it("the npm undici package's request() and fetch() carry them too, in each of many interleaved contexts", async () => {
+    // Same diagnostics channels as the global fetch, so apps that call undici
+    // directly for speed keep their ids.
+    const undici = require('undici');
+    ambient.enableOutgoingPropagation();
+    received.length = 0;
+    const base = `http://127.0.0.1:${downstreamPort}`;
+    const sent = await Promise.all(Array.from({ length: 20 }, (_, i) => RequestContext.run({ requestId: `undici-${i}` }, async () => {
+      await sleep(Math.random() * 5);
+      const ctx = RequestContext.require();
+      if (i % 2) await (await undici.request(`${base}/undici-request/${i}`)).body.text();
+      else await (await undici.fetch(`${base}/undici-fetch/${i}`)).text();
+      return { requestId: ctx.requestId, traceId: ctx.traceId };
+    })));
+    assert.equal(received.length, 20);
+    const byRequest = new Map(received.map((got) => [got.requestId, got]));
+    for (const { requestId, traceId } of sent) {
+      const got = byRequest.get(requestId);
+      assert.ok(got, `${requestId} arrived with its id`);
+      assert.equal(ambient.traceContext.parseTraceparent(got.traceparent).traceId, traceId);
+    }
+  });
+
   it('adds nothing outside a context, under withoutPropagation, or to hosts off the allow-list', async () => {
     received.length = 0;
     ambient.enableOutgoingPropagation({ allowHosts: ['localhost'] });
