@@ -1,6 +1,8 @@
 //! Panics must never cross the FFI boundary: every export is built with
-//! `#[napi(catch_unwind)]`, which turns a panic into a thrown JS `Error`.
-//! This module holds the probe the test suite uses to prove that.
+//! `#[napi(catch_unwind)]`, which turns a panic into a thrown JS `Error`,
+//! and the flush task catches its own on the libuv thread it runs on (a
+//! rejected promise). This module holds the probe the test suite uses to
+//! prove the first.
 
 use napi_derive::napi;
 

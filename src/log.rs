@@ -397,7 +397,7 @@ impl NativeLogDestination {
   }
 
   /// The handle `logWrite` and `logAccessBatch` take.
-  #[napi(getter)]
+  #[napi(getter, catch_unwind)]
   pub fn handle(&self) -> u32 {
     self.handle
   }
@@ -419,13 +419,13 @@ impl NativeLogDestination {
 
   /// Resolves once every line so far is written; the wait happens off the
   /// JS thread.
-  #[napi]
+  #[napi(catch_unwind)]
   pub fn flush(&self) -> AsyncTask<FlushTask> {
     AsyncTask::new(FlushTask { writer: self.destination.writer.clone() })
   }
 
   /// Lines dropped because the buffer was full (policy "drop").
-  #[napi(getter)]
+  #[napi(getter, catch_unwind)]
   pub fn dropped(&self) -> f64 {
     self.destination.writer.dropped.load(std::sync::atomic::Ordering::Relaxed) as f64
   }
@@ -751,8 +751,11 @@ impl Task for FlushTask {
   type Output = Option<String>;
   type JsValue = ();
 
+  // Runs on a libuv worker thread, where napi-rs catches no panic: one
+  // unwinding out of here would abort the process.
   fn compute(&mut self) -> Result<Self::Output> {
-    Ok(self.writer.flush())
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.writer.flush()))
+      .map_err(|_| Error::from_reason("the log writer panicked while flushing"))
   }
 
   fn resolve(&mut self, _env: Env, output: Self::Output) -> Result<()> {
