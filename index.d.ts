@@ -421,7 +421,10 @@ type RequestHandler = (req: import('node:http').IncomingMessage, res: import('no
 
 /** Express (4 and 5) middleware: one request context per request, logged when it completes. */
 export declare function middleware(options?: MiddlewareOptions): RequestHandler
-/** Express error middleware: logs the error in the request's context and passes it on. */
+/**
+ * Express error middleware: logs the error in the request's context and passes it on; at 'warn' when its
+ * `status` (or `statusCode`) makes Express answer with a 4xx, at 'error' otherwise.
+ */
 export declare function errorLogger(options?: { logger?: Logger | LoggerLike }): (err: unknown, req: unknown, res: unknown, next: (err?: unknown) => void) => void
 /**
  * The same per-request context for a plain node:http handler. An async handler's rejection is

@@ -77,9 +77,19 @@ for (const [label, expressModule] of [['Express 4', 'express4'], ['Express 5', '
         await sleep(1);
         next(new Error('database down'));
       });
+      // What http-errors makes, and a validation error with statusCode.
+      app.get('/client-error/:kind', async (req, res, next) => {
+        await sleep(Math.random() * 5);
+        const kind = req.params.kind;
+        if (kind === 'status') next(Object.assign(new Error('no such order'), { status: 404, expose: true }));
+        else if (kind === 'statusCode') next(Object.assign(new Error('bad amount'), { statusCode: 422 }));
+        else if (kind === 'both') next(Object.assign(new Error('teapot first'), { status: 418, statusCode: 503 }));
+        else next(Object.assign(new Error('not an http status'), { status: 200, statusCode: 'x' }));
+      });
       app.use(ambient.errorLogger({ logger: log.logger }));
-      // eslint-disable-next-line no-unused-vars
-      app.use((err, req, res, next) => res.status(500).send('failed'));
+      // Errors reach Express's own final handler, which picks the status;
+      // 'test' keeps it from printing each one.
+      app.set('env', 'test');
       server = http.createServer(app);
       port = await listen(server);
     });
@@ -158,6 +168,20 @@ for (const [label, expressModule] of [['Express 4', 'express4'], ['Express 5', '
       const completed = lines.find((l) => l.msg === 'request completed');
       assert.equal(completed.status, 500);
       assert.equal(completed.err.message, 'database down');
+    });
+
+    it('logs an error meant for the client (a 4xx status, as Express answers it) at warn, a server error at error', async () => {
+      const cases = [['status', 404, 40], ['statusCode', 422, 40], ['both', 418, 40], ['neither', 500, 50]];
+      const sent = Array.from({ length: 24 }, (_, i) => ({ id: `client-${i}`, kind: cases[i % 4] }));
+      const replies = await Promise.all(sent.map(({ id, kind: [kind] }) => request(port, { path: `/client-error/${kind}`, headers: { 'x-request-id': id } })));
+      const lines = await linesOf(log);
+      sent.forEach(({ id, kind: [kind, status, level] }, i) => {
+        assert.equal(replies[i].status, status, `Express answers ${kind} with ${status}`);
+        const mine = lines.filter((l) => l.requestId === id);
+        const failed = mine.find((l) => l.msg === 'request failed');
+        assert.equal(failed.level, level, kind);
+        assert.equal(mine.find((l) => l.msg === 'request completed').err.message, failed.err.message);
+      });
     });
 
     it('runs listeners the request code adds in its context: ambient on every Node, native stores too on Node 24+', async () => {

@@ -337,11 +337,11 @@ function requestHandler(options, routeOf, reportsErrors) {
  */
 function errorLogger(options = {}) {
   validateObject(options, 'options');
-  const writeLine = lineWriter(loggerOption(options, ['error']));
+  const writeLine = lineWriter(loggerOption(options, ['error', 'warn']));
   return function ambientErrorLogger(err, req, res, next) {
     failedWith.set(res, err);
     try {
-      writeLine('error', { err }, 'request failed');
+      writeLine(asksForClientStatus(err) ? 'warn' : 'error', { err }, 'request failed');
     } catch (writeFailed) {
       // Thrown here, Express would pass the write's error on in place of the
       // app's. The app's error goes on; the write's surfaces as the access
@@ -354,6 +354,18 @@ function errorLogger(options = {}) {
 
 function rethrow(err) {
   throw err;
+}
+
+// Whether Express will answer with a 4xx for this error: finalhandler takes
+// `status`, then `statusCode`, when it is a number from 400 to 599 (as
+// http-errors sets it). Such an error was meant for the client: warn, so
+// that a 404 or a failed validation does not read as a server failure.
+function asksForClientStatus(err) {
+  if (err === null || typeof err !== 'object') return false;
+  for (const status of [err.status, err.statusCode]) {
+    if (typeof status === 'number' && status >= 400 && status < 600) return status < 500;
+  }
+  return false;
 }
 
 /**
