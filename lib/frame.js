@@ -214,9 +214,9 @@ function clearInCurrentFrame(owner, index) {
 
 // fn, bound to the current frame: it runs with the ambient variables that
 // are current now (a closure, no AsyncResource). Snapshot.wrap without the
-// checks, for hot paths.
-// A method rather than a function: it is not a constructor (as the
-// proposal's Snapshot.wrap() requires) and has no prototype object to make.
+// checks, for hot paths. A method rather than a function, so it is not a
+// constructor (as the proposal's Snapshot.wrap() requires) and has no
+// prototype object to make.
 function runsInCurrentFrame(fn) {
   const frame = currentFrame();
   return {
