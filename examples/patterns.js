@@ -76,8 +76,9 @@ function createApp({ db, log }) {
   // Written outside the transaction, in an independent scope, so it stays
   // whatever the transaction does.
   function audit(action, detail) {
-    const { requestId } = RequestContext.require();
-    RequestContext.require().independent({ name: 'audit' }, () => {
+    const request = RequestContext.require();
+    const { requestId } = request;
+    request.independent({ name: 'audit' }, () => {
       const user = requireUser().id;
       db.auditLog.push({ requestId, user, action, ...detail });
       log.info({ action, user }, 'audited');
