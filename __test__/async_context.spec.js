@@ -156,6 +156,7 @@ describe('AsyncContext shapes, as the proposal specifies', () => {
       assert.equal(wrap().length, expected, `length ${String(value)}`);
     }
     delete callback.length;
+    Object.setPrototypeOf(callback, Object.create(Function.prototype, { length: { value: 5 } }));
     assert.equal(wrap().length, 0, 'an inherited length is ignored');
     const names = [[42, 'wrapped '], [Symbol('s'), 'wrapped '], [{ toString() { throw new Error('called'); } }, 'wrapped '], ['foo', 'wrapped foo']];
     for (const [value, expected] of names) {
