@@ -230,7 +230,7 @@ class Logger {
   }
 
   get level() {
-    return LEVEL_NAMES.find((name) => LEVELS[name] === this.#level) ?? 'silent';
+    return LEVEL_MAPS.labels[this.#level] ?? 'silent';
   }
 
   /** Disabled levels become no-op methods, so a filtered call costs nothing. */
