@@ -335,6 +335,8 @@ export interface LoggerOptions {
   base?: Record<string, unknown> | null
   /** Called when a line is dropped (whenFull: 'drop'). */
   onDropped?: () => void
+  /** pino's: put before every message the logger is given (not before one an error stands in for). */
+  msgPrefix?: string
 }
 
 export type Serializers = Record<string, (value: any) => unknown>
@@ -364,8 +366,15 @@ export interface Logger {
   silent(...args: unknown[]): void
   /** The bindings of this logger and its parents, as written (serialized and redacted). */
   bindings(): Record<string, unknown>
-  /** A logger whose lines also carry `bindings`; shares the destination. Its `serializers` add to this logger's. */
-  child(bindings: Record<string, unknown>, options?: { level?: LevelName | 'silent', serializers?: Serializers }): Logger
+  /** pino's: adds `bindings` to this logger's later lines (a key it has already is written twice, the new value last). */
+  setBindings(bindings: Record<string, unknown>): void
+  /** What this logger puts before every message it is given; undefined for none. */
+  readonly msgPrefix: string | undefined
+  /**
+   * A logger whose lines also carry `bindings`; shares the destination. Its `serializers` add to
+   * this logger's, and its `msgPrefix` is appended to this logger's.
+   */
+  child(bindings: Record<string, unknown>, options?: { level?: LevelName | 'silent', serializers?: Serializers, msgPrefix?: string }): Logger
   /** Resolves once every line logged so far is written. */
   flush(): Promise<void>
   /** pino's form: calls back once every line logged so far is written, with the write's error if it failed. */

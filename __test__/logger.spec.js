@@ -408,6 +408,46 @@ describe('levels and children', () => {
     await log.flush();
     assert.deepEqual(readLines(file).map((l) => l.msg), ['something']);
   });
+  it("has pino's msgPrefix and setBindings(), writing what pino writes", async () => {
+    const pino = require('pino');
+    const pinoLines = [];
+    const { file, log } = logTo({ base: null, msgPrefix: '[api] ' });
+    const theirs = pino({ base: null, timestamp: false, msgPrefix: '[api] ' }, { write: (line) => pinoLines.push(line) });
+    const err = new Error('boom');
+    err.stack = 'Error: boom';
+    for (const logger of [log, theirs]) {
+      logger.info('hello');
+      logger.info({ a: 1 });
+      logger.info({ a: 1 }, 'with %s', 'args');
+      logger.info(42);
+      logger.info(null, 'after null');
+      logger.info({ msg: 'its own' });
+      // A message stood in for by an error takes no prefix, as in pino.
+      logger.error(err);
+      logger.error(err, 'while %s', 'saving');
+      const child = logger.child({ b: 2 }, { msgPrefix: '[db] ' });
+      child.info('in the child');
+      child.setBindings({ d: 4, b: 3 });
+      child.info('after setBindings');
+      child.child({ e: 5 }).warn('grandchild');
+      logger.setBindings({ r: 1 });
+      logger.info('root after setBindings');
+    }
+    await log.flush();
+    const ours = fs.readFileSync(file, 'utf8').replace(/"time":\d+,/g, '').split('\n').filter(Boolean);
+    assert.deepEqual(ours, pinoLines.map((line) => line.trimEnd()), 'line for line, duplicate keys included');
+    assert.equal(ours.length, 12);
+    assert.equal(log.msgPrefix, '[api] ');
+    assert.equal(log.child({}, { msgPrefix: '[db] ' }).msgPrefix, '[api] [db] ');
+    assert.equal(logTo().log.msgPrefix, undefined);
+  });
+
+  it('rejects a msgPrefix that is not a string, and bindings that are not an object', () => {
+    const { log } = logTo();
+    assert.throws(() => createLogger({ msgPrefix: 5 }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
+    assert.throws(() => log.child({}, { msgPrefix: null }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
+    assert.throws(() => log.setBindings('a=1'), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
+  });
 });
 
 describe('destinations', () => {

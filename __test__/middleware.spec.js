@@ -397,6 +397,45 @@ describe('coming from pino-http', () => {
   });
 });
 
+describe("a logger's msgPrefix", () => {
+  it('is on every line the middleware and errorLogger write, as pino-http writes through a pino logger with one', async () => {
+    for (const redact of [undefined, ['secret']]) {
+      const file = tempFile();
+      const root = createLogger({ destination: file, level: 'debug', msgPrefix: '[app] ', redact });
+      const logger = root.child({ component: 'http' }, { msgPrefix: '[http] ' });
+      const express = require('express');
+      const app = express();
+      // Express's final handler answers the error without printing it.
+      app.set('env', 'test');
+      app.use(ambient.middleware({ logger }));
+      app.get('/work/:n', async (req, res, next) => {
+        await sleep(Math.random() * 5);
+        root.info('working on %d', Number(req.params.n));
+        if (req.params.n % 4 === 0) next(new Error('no luck'));
+        else res.send('ok');
+      });
+      app.use(ambient.errorLogger({ logger }));
+      const server = http.createServer(app);
+      const port = await listen(server);
+      const replies = await Promise.all(Array.from({ length: 24 }, async (_, n) => {
+        await sleep(Math.random() * 5);
+        const headers = { 'x-request-id': n % 3 === 0 ? 'bad\tid' : `prefixed-${n}` };
+        return { n, reply: await request(port, { path: `/work/${n}`, headers }) };
+      }));
+      server.close();
+      const lines = await linesOf({ file, logger: root });
+      for (const { n, reply } of replies) {
+        const mine = lines.filter((l) => l.requestId === reply.headers['x-request-id']);
+        const expected = [`[app] working on ${n}`, '[app] [http] request completed'];
+        if (n % 3 === 0) expected.push('[app] [http] incoming request id replaced by a generated one');
+        if (n % 4 === 0) expected.push('[app] [http] request failed');
+        assert.deepEqual(mine.map((l) => l.msg).sort(), expected.sort(), `request ${n}, redact ${redact}`);
+        for (const line of mine) assert.equal(line.component, line.msg.startsWith('[app] [http]') ? 'http' : undefined);
+      }
+    }
+  });
+});
+
 describe('node:http2 compatibility API', () => {
   it('keeps each stream\'s context in its body listeners and counts its bytes, many streams on one connection', async () => {
     const http2 = require('node:http2');

@@ -9,7 +9,7 @@ const { format, getSystemErrorMap, getSystemErrorName } = require('node:util');
 const native = require('./native');
 const { RequestContext, lineIdentityOf } = require('./request_context');
 const { compileRedaction, compileSerializers, fieldRedaction, serializeObject, serializeBindings } = require('./serialize');
-const { invalidArgValue, validateObject, validateFunction, validateBoolean } = require('./errors');
+const { invalidArgType, invalidArgValue, validateObject, validateFunction, validateBoolean } = require('./errors');
 
 const LEVELS = Object.freeze({ trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60 });
 const LEVEL_NAMES = Object.keys(LEVELS);
@@ -213,17 +213,35 @@ function noop() {}
 // the general way, where serializers apply.
 const ACCESS_KEYS = ['method', 'route', 'url', 'status', 'durationMs', 'bytes'];
 
+// pino's msgPrefix: a string, or absent. A child's is appended to its
+// parent's.
+function msgPrefixOption(options, inherited) {
+  const prefix = options.msgPrefix;
+  if (prefix === undefined) return inherited;
+  if (typeof prefix !== 'string') throw invalidArgType('options.msgPrefix', 'string', prefix);
+  return inherited + prefix;
+}
+
+function joinBindings(earlier, later) {
+  return earlier && later ? `${earlier},${later}` : (earlier || later);
+}
+
 class Logger {
   #shared;
   #bindings;
   #level;
   #serializers;
   #accessTakesGeneralPath;
+  #msgPrefix;
+  // The middleware's access messages with this logger's prefix, registered
+  // once each: message id to { text, id }.
+  #prefixedAccessMessages;
 
-  constructor(shared, bindings, level, serializers) {
+  constructor(shared, bindings, level, serializers, msgPrefix) {
     this.#shared = shared;
     this.#bindings = bindings;
     this.#serializers = serializers;
+    this.#msgPrefix = msgPrefix;
     this.#accessTakesGeneralPath = shared.pretty || shared.redact !== undefined ||
       ACCESS_KEYS.some((key) => serializers?.has(key));
     this.level = level;
@@ -259,16 +277,32 @@ class Logger {
   }
 
   /**
+   * pino's: adds `bindings` to this logger's, for its later lines. A key it
+   * already has is written twice, the new value last, as pino writes it.
+   * Children made before keep what they had.
+   */
+  setBindings(bindings) {
+    validateObject(bindings, 'bindings');
+    this.#bindings = joinBindings(this.#bindings, serializeBindings(bindings, this.#shared.redact, this.#serializers));
+  }
+
+  /** What this logger puts before every message it is given; undefined for none. */
+  get msgPrefix() {
+    return this.#msgPrefix === '' ? undefined : this.#msgPrefix;
+  }
+
+  /**
    * A logger whose lines also carry `bindings`; it shares the destination.
-   * options.serializers adds to (or overrides) this logger's.
+   * options.serializers adds to (or overrides) this logger's;
+   * options.msgPrefix is appended to this logger's.
    */
   child(bindings, options = {}) {
     validateObject(bindings, 'bindings');
     validateObject(options, 'options');
     const serializers = compileSerializers(options.serializers, this.#serializers);
+    const msgPrefix = msgPrefixOption(options, this.#msgPrefix);
     const text = serializeBindings(bindings, this.#shared.redact, serializers);
-    const combined = this.#bindings && text ? `${this.#bindings},${text}` : (this.#bindings || text);
-    return new Logger(this.#shared, combined, options.level ?? this.level, serializers);
+    return new Logger(this.#shared, joinBindings(this.#bindings, text), options.level ?? this.level, serializers, msgPrefix);
   }
 
   /**
@@ -308,12 +342,12 @@ class Logger {
   #write(level, args) {
     let object;
     let msg;
-    let first = args[0];
+    const first = args[0];
     let rest = 1;
+    // A message stood in for by an error's takes no prefix, as in pino.
     if (first instanceof Error) {
       object = { err: first };
-      msg = args.length > 1 ? format(...args.slice(1)) : first.message;
-      rest = args.length;
+      if (args.length === 1) msg = first.message;
     } else if (first !== null && typeof first === 'object') {
       object = first;
       // As in pino: an error's message stands in for a missing one, not for
@@ -324,14 +358,16 @@ class Logger {
     } else {
       rest = 0;
     }
-    if (rest < args.length) msg = rest === args.length - 1 && typeof args[rest] === 'string' ? args[rest] : format(...args.slice(rest));
+    if (rest < args.length) {
+      msg = this.#msgPrefix + (rest === args.length - 1 && typeof args[rest] === 'string' ? args[rest] : format(...args.slice(rest)));
+    }
     this.#writeIn(RequestContext.current(), level, object, msg);
   }
 
   // The middleware logs its access line with the request's context in hand,
   // without entering it.
   [WRITE_IN](ctx, level, object, msg) {
-    if (level >= this.#level) this.#writeIn(ctx, level, object, msg);
+    if (level >= this.#level) this.#writeIn(ctx, level, object, this.#msgPrefix + msg);
   }
 
   #writeIn(ctx, level, object, msg) {
@@ -366,12 +402,23 @@ class Logger {
   [WRITE_ACCESS](ctx, level, method, route, url, status, durationMs, bytes, message, time = Date.now()) {
     if (level < this.#level) return;
     const shared = this.#shared;
+    if (this.#msgPrefix !== '') message = this.#prefixedAccessMessage(message);
     if (this.#accessTakesGeneralPath) {
       this.#writeIn(ctx, level, { method, route, url, status, durationMs, bytes }, message.text);
       return;
     }
     if (ctx.ended) ctx.noteUse('a log line');
     shared.access.add(ctx, level, message.id, this.#bindings, method, route, url, status, durationMs, bytes, time);
+  }
+
+  #prefixedAccessMessage(message) {
+    this.#prefixedAccessMessages ??= new Map();
+    let prefixed = this.#prefixedAccessMessages.get(message.id);
+    if (prefixed === undefined) {
+      prefixed = accessMessage(this.#msgPrefix + message.text);
+      this.#prefixedAccessMessages.set(message.id, prefixed);
+    }
+    return prefixed;
   }
 }
 
@@ -418,7 +465,8 @@ function prettyLine(level, ctx, bindings, object, msg, redact, serializers) {
  * 'stderr', 1, 2, a path or { path }), sync (false), whenFull ('block' or
  * 'drop'), bufferBytes (4 MiB), redact (dotted paths), serializers (pino's:
  * member name to function), pretty (false), base (fields on every line;
- * default pid and hostname; null for none).
+ * default pid and hostname; null for none), msgPrefix (put before every
+ * message the logger is given).
  */
 function createLogger(options = {}) {
   validateObject(options, 'options');
@@ -436,7 +484,7 @@ function createLogger(options = {}) {
     destination, handle: destination.handle, redact, pretty: Boolean(options.pretty), onDropped: options.onDropped,
     access: new AccessBatch(destination.handle, options.sync === true, options.onDropped),
   };
-  return new Logger(shared, '', options.level ?? 'info', serializers);
+  return new Logger(shared, '', options.level ?? 'info', serializers, msgPrefixOption(options, ''));
 }
 
 /** An access-line message, registered with Rust once (see WRITE_ACCESS). */

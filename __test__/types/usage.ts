@@ -75,6 +75,9 @@ const warnValue: number = logger.levels.values.warn
 const infoLabel: string = logger.levels.labels[30]
 logger.silent('dropped')
 const childBindings: Record<string, unknown> = logger.child({ component: 'db' }).bindings()
+const prefixed = createLogger({ msgPrefix: '[api] ' }).child({ component: 'db' }, { msgPrefix: '[db] ' })
+prefixed.setBindings({ table: 'orders' })
+const prefix: string | undefined = prefixed.msgPrefix
 void warnValue; void infoLabel; void childBindings
 createLogger({ serializers: { user: (user: { id: number }) => user.id, err: (err: Error) => ({ text: err.message }) } })
 logger.child({ user: { id: 1 } }, { serializers: { user: (user: { id: number }) => `user-${user.id}` } })
