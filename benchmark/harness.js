@@ -11,9 +11,10 @@ function median(xs) {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
+// One measurement: the child's last line, {"nsPerOp": N, ...}.
 function measure(node, file, args) {
   const out = execFileSync(node, [file, ...args], { encoding: 'utf8' });
-  return JSON.parse(out.trim().split('\n').pop()).nsPerOp;
+  return JSON.parse(out.trim().split('\n').pop());
 }
 
 function parseArgs(argv) {
@@ -27,8 +28,9 @@ function parseArgs(argv) {
 }
 
 // scenarios: [{ label, variants: [name...], args(variant) -> argv, file }]
-// Returns Map<node version, Map<"label|variant", median ns/op>>.
-function runRounds({ rounds, nodes }, scenarios) {
+// Returns Map<node version, Map<"label|variant", median ns/op>>. Whatever
+// else a child reports (bytesPerOp) reaches onSample(version, key, sample).
+function runRounds({ rounds, nodes }, scenarios, onSample = () => {}) {
   const results = new Map();
   for (const node of nodes) {
     const version = execFileSync(node, ['--version'], { encoding: 'utf8' }).trim();
@@ -39,7 +41,9 @@ function runRounds({ rounds, nodes }, scenarios) {
         for (const variant of order) {
           const key = `${scenario.label}|${variant}`;
           if (!samples.has(key)) samples.set(key, []);
-          samples.get(key).push(measure(node, scenario.file, scenario.args(variant)));
+          const sample = measure(node, scenario.file, scenario.args(variant));
+          samples.get(key).push(sample.nsPerOp);
+          onSample(version, key, sample);
         }
       }
       process.stderr.write(`${version}: round ${round + 1}/${rounds} done\n`);

@@ -17,10 +17,10 @@
 // Usage: node benchmark/middleware.js [--rounds N] [--node PATH ...]
 //          [--variants a,b] [--json out.json]
 //        node benchmark/middleware.js --child <variant>   (one measurement;
-//          it also prints the bytes allocated per request, on Node >= 24)
+//          it also prints the bytes allocated per request, on Node 26)
 const http = require('node:http');
 const { Writable } = require('node:stream');
-const { parseArgs, runRounds } = require('./harness');
+const { median, parseArgs, runRounds } = require('./harness');
 const { helloApp, variantsFrom, COMPARED } = require('./express-variants');
 
 const WAVE = 50;
@@ -73,7 +73,7 @@ function child(variant) {
     const cpu = process.cpuUsage();
     await run(REQUESTS);
     const used = process.cpuUsage(cpu);
-    // total_allocated_bytes: Node >= 24 only.
+    // total_allocated_bytes: Node 26 has it; 24 and older do not.
     const bytes = (allocated() - bytesBefore) / REQUESTS;
     console.log(JSON.stringify({ nsPerOp: ((used.user + used.system) * 1000) / REQUESTS, bytesPerOp: Number.isNaN(bytes) ? undefined : bytes }));
   })();
@@ -83,19 +83,37 @@ function main() {
   const argv = process.argv.slice(2);
   const options = parseArgs(argv);
   const variants = variantsFrom(argv, ['noop-layer', ...COMPARED]);
-  const results = runRounds(options, [{ label: 'request', variants, file: __filename, args: (v) => ['--child', v] }]);
+  // Bytes allocated per request (Node 26): unlike CPU time, the same in
+  // every run, so it shows small differences that the noise hides.
+  const allocated = new Map();
+  const results = runRounds(options, [{ label: 'request', variants, file: __filename, args: (v) => ['--child', v] }],
+    (node, key, sample) => {
+      if (typeof sample.bytesPerOp !== 'number') return;
+      const id = `${node}|${key}`;
+      if (!allocated.has(id)) allocated.set(id, []);
+      allocated.get(id).push(sample.bytesPerOp);
+    });
   const rows = [];
   for (const [node, medians] of results) {
     const bare = medians.get('request|bare');
+    const bytesOf = (variant) => {
+      const samples = allocated.get(`${node}|request|${variant}`);
+      return samples === undefined ? undefined : median(samples);
+    };
+    const bareBytes = bytesOf('bare');
     console.log(`\nNode ${node}, ${options.rounds} rounds of ${REQUESTS.toLocaleString('en-US')} requests, CPU per request in-process (median)\n`);
-    console.log('| variant | CPU µs/request | above bare (µs) | above bare |');
-    console.log('|---|---:|---:|---:|');
+    console.log('| variant | CPU µs/request | above bare (µs) | above bare | bytes allocated above bare |');
+    console.log('|---|---:|---:|---:|---:|');
     for (const variant of variants) {
       const us = medians.get(`request|${variant}`) / 1000;
       const extra = us - bare / 1000;
-      rows.push({ node, variant, cpuUsPerRequest: us, extraUs: variant === 'bare' ? 0 : extra });
+      const bytes = bytesOf(variant);
+      const extraBytes = bytes === undefined || bareBytes === undefined ? undefined : bytes - bareBytes;
+      rows.push({ node, variant, cpuUsPerRequest: us, extraUs: variant === 'bare' ? 0 : extra, bytesPerRequest: bytes, extraBytes });
+      const bytesCell = variant === 'bare' ? (bytes === undefined ? 'n/a' : `(${Math.round(bytes)} in all)`) :
+        extraBytes === undefined ? 'n/a' : String(Math.round(extraBytes));
       console.log(`| ${variant} | ${us.toFixed(2)} | ${variant === 'bare' ? '' : extra.toFixed(2)} | ` +
-        `${variant === 'bare' ? '' : `${((extra / (bare / 1000)) * 100).toFixed(1)}%`} |`);
+        `${variant === 'bare' ? '' : `${((extra / (bare / 1000)) * 100).toFixed(1)}%`} | ${bytesCell} |`);
     }
   }
   if (options.jsonOut) require('node:fs').writeFileSync(options.jsonOut, JSON.stringify({ rounds: options.rounds, rows }, null, 2));
