@@ -825,7 +825,10 @@ mod tests {
     assert!(v["durationMs"].is_null());
   }
 
-  fn access_batch(lines: &[(Option<&str>, Option<&str>, &str, Option<&str>, &str)]) -> (Vec<u16>, Vec<f64>) {
+  /// An access line's strings: identity, bindings, method, route and url.
+  type AccessStrings<'a> = (Option<&'a str>, Option<&'a str>, &'a str, Option<&'a str>, &'a str);
+
+  fn access_batch(lines: &[AccessStrings]) -> (Vec<u16>, Vec<f64>) {
     let (mut text, mut numbers) = (Vec::new(), Vec::new());
     for (n, strings) in lines.iter().enumerate() {
       numbers.extend_from_slice(&[n as f64, 30.0, 0.0, 200.0 + n as f64, 1.5, 11.0, 1_700_000_000_000.0 + n as f64]);
@@ -945,7 +948,11 @@ mod tests {
     assert_eq!(each_access_line(&text[..text.len() - 1], &numbers, 1, || (), never), Err(()));
     assert_eq!(each_access_line(&text, &numbers[..ACCESS_SLOTS - 1], 1, || (), never), Err(()));
     let mut lines = 0;
-    assert_eq!(each_access_line(&text, &numbers, 2, || (), |_| Ok(lines += 1)), Err(()));
+    let counted = each_access_line(&text, &numbers, 2, || (), |_| {
+      lines += 1;
+      Ok(())
+    });
+    assert_eq!(counted, Err(()));
     assert_eq!(lines, 0, "a batch short of numbers is refused before any line");
   }
 
