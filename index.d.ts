@@ -337,6 +337,16 @@ export interface LoggerOptions {
   onDropped?: () => void
   /** pino's: put before every message the logger is given (not before one an error stands in for). */
   msgPrefix?: string
+  /** pino's: the key of the message in JSON lines. Default 'msg'. */
+  messageKey?: string
+  /**
+   * pino's: the `time` member of JSON lines. true (default) writes epoch milliseconds, false
+   * none; 'iso' writes an ISO 8601 string, as pino's `stdTimeFunctions.isoTime` does (pino's
+   * functions themselves are not taken).
+   */
+  timestamp?: boolean | 'iso'
+  /** pino's: false writes nothing, as level 'silent' does. Default true. */
+  enabled?: boolean
 }
 
 export type Serializers = Record<string, (value: any) => unknown>

@@ -442,6 +442,63 @@ describe('levels and children', () => {
     assert.equal(logTo().log.msgPrefix, undefined);
   });
 
+  it("has pino's messageKey, timestamp and enabled options, writing what pino writes", async () => {
+    const pino = require('pino');
+    const err = new Error('boom');
+    err.stack = 'Error: boom';
+    const calls = (logger) => {
+      logger.info('hello');
+      logger.info({ message: 'its own' });
+      logger.info({ err });
+      logger.warn({ a: 1 }, 'with %s', 'args');
+      logger.child({ b: 2 }).error(err, 'failed');
+    };
+    const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
+    for (const [ours, theirs] of [
+      [{ messageKey: 'message', timestamp: false }, { messageKey: 'message', timestamp: false }],
+      [{ timestamp: 'iso' }, { timestamp: pino.stdTimeFunctions.isoTime }],
+      [{ messageKey: 'message', timestamp: 'iso', sync: true }, { messageKey: 'message', timestamp: pino.stdTimeFunctions.isoTime }],
+    ]) {
+      const pinoLines = [];
+      const { file, log } = logTo({ base: null, ...ours });
+      const before = Date.now();
+      calls(log);
+      calls(pino({ base: null, ...theirs }, { write: (line) => pinoLines.push(line.trimEnd()) }));
+      await log.flush();
+      const text = fs.readFileSync(file, 'utf8');
+      const times = [];
+      const withoutTime = (line) => line.replace(/"time":("[^"]*"|\d+),/, (_, time) => {
+        times.push(JSON.parse(time));
+        return '';
+      });
+      const label = JSON.stringify(ours);
+      assert.deepEqual(text.split('\n').filter(Boolean).map(withoutTime), pinoLines.map(withoutTime), label);
+      if (ours.timestamp === false) {
+        assert.deepEqual(times, [], `${label}: no line has a time`);
+        continue;
+      }
+      assert.equal(times.length, 10, label);
+      for (const time of times) {
+        assert.match(time, ISO, label);
+        assert.ok(Date.parse(time) >= before - 1 && Date.parse(time) <= Date.now(), `${label}: ${time} is now`);
+      }
+    }
+    const disabled = logTo({ enabled: false, level: 'trace' });
+    assert.equal(disabled.log.level, 'silent');
+    disabled.log.fatal('nothing');
+    await disabled.log.flush();
+    assert.equal(fs.readFileSync(disabled.file, 'utf8'), '');
+  });
+
+  it('rejects a messageKey, timestamp or enabled option pino would misread', () => {
+    assert.throws(() => createLogger({ messageKey: 5 }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
+    for (const timestamp of ['unix', 0, () => `,"time":${Date.now()}`]) {
+      assert.throws(() => createLogger({ timestamp }), { name: 'TypeError', code: 'ERR_INVALID_ARG_VALUE' }, String(timestamp));
+    }
+    assert.throws(() => createLogger({ enabled: 'no' }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
+    assert.throws(() => createLogger({ enabled: false, level: 'loud' }), { code: 'ERR_INVALID_ARG_VALUE' });
+  });
+
   it('rejects a msgPrefix that is not a string, and bindings that are not an object', () => {
     const { log } = logTo();
     assert.throws(() => createLogger({ msgPrefix: 5 }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });

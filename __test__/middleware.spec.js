@@ -436,6 +436,42 @@ describe("a logger's msgPrefix", () => {
   });
 });
 
+describe("a logger's messageKey and timestamp", () => {
+  it('shape the access lines too, batched or written at once', async () => {
+    const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
+    for (const sync of [false, true]) {
+      for (const timestamp of ['iso', false]) {
+        const file = tempFile();
+        const logger = createLogger({ destination: file, messageKey: 'message', timestamp, sync });
+        const server = http.createServer(ambient.wrapHandler(async (req, res) => {
+          await sleep(Math.random() * 5);
+          logger.info('handling');
+          res.end('ok');
+        }, { logger }));
+        const port = await listen(server);
+        const ids = Array.from({ length: 20 }, (_, i) => `shaped-${i}`);
+        await Promise.all(ids.map(async (id) => {
+          await sleep(Math.random() * 5);
+          return request(port, { headers: { 'x-request-id': id } });
+        }));
+        server.close();
+        const lines = await linesOf({ file, logger });
+        const label = `sync ${sync}, timestamp ${timestamp}`;
+        assert.equal(lines.length, 40, label);
+        for (const id of ids) {
+          const mine = lines.filter((l) => l.requestId === id);
+          assert.deepEqual(mine.map((l) => l.message).sort(), ['handling', 'request completed'], label);
+          for (const line of mine) {
+            assert.equal(line.msg, undefined, label);
+            if (timestamp === 'iso') assert.match(line.time, ISO, label);
+            else assert.equal('time' in line, false, label);
+          }
+        }
+      }
+    }
+  });
+});
+
 describe('node:http2 compatibility API', () => {
   it('keeps each stream\'s context in its body listeners and counts its bytes, many streams on one connection', async () => {
     const http2 = require('node:http2');

@@ -66,8 +66,8 @@ function installExitHooks() {
 }
 
 function openDestination(options) {
-  const { destination = 'stdout', sync = false, whenFull = 'block', bufferBytes, prefix, fieldCensor } = options;
-  const config = { sync, whenFull, bufferBytes, prefix, ...fieldCensor };
+  const { destination = 'stdout', sync = false, whenFull = 'block', bufferBytes, prefix, fieldCensor, time, messageKey } = options;
+  const config = { sync, whenFull, bufferBytes, prefix, time, messageKey, ...fieldCensor };
   if (destination === 'stdout' || destination === 1) config.fd = 1;
   else if (destination === 'stderr' || destination === 2) config.fd = 2;
   else if (typeof destination === 'string') config.path = destination;
@@ -352,7 +352,7 @@ class Logger {
       object = first;
       // As in pino: an error's message stands in for a missing one, not for
       // the object's own msg (the line would carry two).
-      if (first.err instanceof Error && args.length === 1 && first.msg === undefined) msg = first.err.message;
+      if (first.err instanceof Error && args.length === 1 && first[this.#shared.messageKey] === undefined) msg = first.err.message;
     } else if (first === null && args.length > 1) {
       // As in pino: a null object leaves the message to what follows.
     } else {
@@ -466,7 +466,8 @@ function prettyLine(level, ctx, bindings, object, msg, redact, serializers) {
  * 'drop'), bufferBytes (4 MiB), redact (dotted paths), serializers (pino's:
  * member name to function), pretty (false), base (fields on every line;
  * default pid and hostname; null for none), msgPrefix (put before every
- * message the logger is given).
+ * message the logger is given), messageKey ('msg'), timestamp (true for
+ * epoch ms, false for none, 'iso'), enabled (false writes nothing).
  */
 function createLogger(options = {}) {
   validateObject(options, 'options');
@@ -479,12 +480,31 @@ function createLogger(options = {}) {
   const serializers = compileSerializers(options.serializers, undefined);
   const baseFields = { ...(base ?? {}), ...(options.name !== undefined ? { name: `${options.name}` } : {}) };
   const prefixText = serializeBindings(baseFields, redact, serializers);
-  const destination = openDestination({ ...options, prefix: prefixText ? `${prefixText},` : '', fieldCensor: fieldRedaction(redact) });
+  const messageKey = options.messageKey ?? 'msg';
+  if (typeof messageKey !== 'string') throw invalidArgType('options.messageKey', 'string', messageKey);
+  if (options.enabled !== undefined) validateBoolean(options.enabled, 'options.enabled');
+  // pino's enabled: false is its silent level; a bad level still throws.
+  const level = options.enabled === false ? 'silent' : options.level ?? 'info';
+  if (level !== options.level && options.level !== undefined) levelValue(options.level);
+  const destination = openDestination({
+    ...options, prefix: prefixText ? `${prefixText},` : '', fieldCensor: fieldRedaction(redact), time: timeOption(options.timestamp), messageKey,
+  });
   const shared = {
-    destination, handle: destination.handle, redact, pretty: Boolean(options.pretty), onDropped: options.onDropped,
+    destination, handle: destination.handle, redact, pretty: Boolean(options.pretty), onDropped: options.onDropped, messageKey,
     access: new AccessBatch(destination.handle, options.sync === true, options.onDropped),
   };
-  return new Logger(shared, '', options.level ?? 'info', serializers, msgPrefixOption(options, ''));
+  return new Logger(shared, '', level, serializers, msgPrefixOption(options, ''));
+}
+
+// pino's timestamp option, as src/line_shape.rs names its forms: true
+// (epoch milliseconds), false (no time), or 'iso' where pino takes
+// stdTimeFunctions.isoTime. pino's functions return JSON text that would be
+// made in JS for every line, so they are not taken.
+function timeOption(timestamp) {
+  if (timestamp === undefined || timestamp === true) return 'epoch';
+  if (timestamp === false) return 'none';
+  if (timestamp === 'iso') return 'iso';
+  throw invalidArgValue('options.timestamp', timestamp, "must be true, false or 'iso'");
 }
 
 /** An access-line message, registered with Rust once (see WRITE_ACCESS). */

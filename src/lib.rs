@@ -9,6 +9,7 @@ mod context;
 mod field_censor;
 mod guard;
 mod ids;
+mod line_shape;
 mod log;
 mod scope;
 mod shared_output;

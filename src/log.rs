@@ -14,6 +14,7 @@ use napi_derive::napi;
 
 use crate::field_censor::{Censored, FieldCensor};
 use crate::ids::{push_hex_bytes, split_identity, RequestId};
+use crate::line_shape::{LineShape, TimeFormat};
 use crate::store::{FieldValue, Record, STORE};
 use crate::writer::{DeferredLines, Sink, WhenFull, Writer};
 
@@ -128,14 +129,14 @@ fn push_identity(out: &mut Vec<u8>, ids: &str) {
 pub fn format_line(
   level: u32,
   time_ms: u64,
-  prefix: &str,
+  shape: &LineShape,
   context: LineContext,
   bindings: Option<&str>,
   body: impl Fn(&mut Vec<u8>),
   msg: Option<&str>,
 ) -> Vec<u8> {
   let mut out = Vec::new();
-  format_line_into(&mut out, level, time_ms, prefix, context, bindings, body, msg);
+  format_line_into(&mut out, level, time_ms, shape, context, bindings, body, msg);
   out
 }
 
@@ -145,7 +146,7 @@ pub fn format_line_into(
   out: &mut Vec<u8>,
   level: u32,
   time_ms: u64,
-  prefix: &str,
+  shape: &LineShape,
   context: LineContext,
   bindings: Option<&str>,
   body: impl Fn(&mut Vec<u8>),
@@ -154,10 +155,7 @@ pub fn format_line_into(
   let out = &mut *out;
   out.extend_from_slice(b"{\"level\":");
   out.extend_from_slice(itoa::Buffer::new().format(level).as_bytes());
-  out.extend_from_slice(b",\"time\":");
-  out.extend_from_slice(itoa::Buffer::new().format(time_ms).as_bytes());
-  out.push(b',');
-  out.extend_from_slice(prefix.as_bytes());
+  shape.push_head(out, time_ms);
   match context {
     LineContext::None => {}
     LineContext::Record(r, censor) => push_context(out, r, censor),
@@ -169,7 +167,7 @@ pub fn format_line_into(
   }
   body(out);
   if let Some(m) = msg {
-    out.extend_from_slice(b"\"msg\":");
+    out.extend_from_slice(shape.message_key());
     push_json_string(out, m);
   } else if out.last() == Some(&b',') {
     out.pop();
@@ -197,6 +195,11 @@ pub struct LogDestination {
   /// JSON members written in every line after `time` (pid, hostname, name),
   /// ending with a comma.
   pub prefix: String,
+  /// The `time` member: `"epoch"` (milliseconds, the default), `"iso"` (an
+  /// RFC 3339 string) or `"none"`.
+  pub time: Option<String>,
+  /// The message's key. Default `"msg"`.
+  pub message_key: Option<String>,
   /// Context fields the logger redacts (`["*"]` for all): its one-key
   /// redaction paths. Default none.
   pub redacted_fields: Option<Vec<String>>,
@@ -206,11 +209,11 @@ pub struct LogDestination {
 }
 
 /// Where lines go: the writer, whether to write on the calling thread, and
-/// the members every line starts with.
+/// the shape of every line.
 struct Destination {
   writer: Arc<Writer>,
   sync: bool,
-  prefix: Arc<str>,
+  shape: Arc<LineShape>,
   censor: FieldCensor,
 }
 
@@ -249,7 +252,7 @@ impl Destination {
       line.clear();
       let flags = format_line_in_context(
         line,
-        &self.prefix,
+        &self.shape,
         &self.censor,
         time_ms,
         level,
@@ -285,7 +288,7 @@ impl Destination {
 #[allow(clippy::too_many_arguments)]
 fn format_line_in_context(
   out: &mut Vec<u8>,
-  prefix: &str,
+  shape: &LineShape,
   censor: &FieldCensor,
   time_ms: u64,
   level: u32,
@@ -296,11 +299,11 @@ fn format_line_in_context(
   body: impl Fn(&mut Vec<u8>),
 ) -> u32 {
   if let Some(ids) = identity {
-    format_line_into(out, level, time_ms, prefix, LineContext::Identity(ids), bindings, &body, msg);
+    format_line_into(out, level, time_ms, shape, LineContext::Identity(ids), bindings, &body, msg);
   } else if context_id >= 0.0 {
     let start = out.len();
     match STORE.with(context_id as u64, |r| {
-      format_line_into(out, level, time_ms, prefix, LineContext::Record(r, censor), bindings, &body, msg);
+      format_line_into(out, level, time_ms, shape, LineContext::Record(r, censor), bindings, &body, msg);
       r.ended.is_some()
     }) {
       // JS counts it and warns once (RequestContext#noteUse).
@@ -309,20 +312,26 @@ fn format_line_in_context(
       // Released already: log without it rather than lose the line.
       Err(_) => {
         out.truncate(start);
-        format_line_into(out, level, time_ms, prefix, LineContext::None, bindings, &body, msg);
+        format_line_into(out, level, time_ms, shape, LineContext::None, bindings, &body, msg);
       }
     }
   } else {
-    format_line_into(out, level, time_ms, prefix, LineContext::None, bindings, &body, msg);
+    format_line_into(out, level, time_ms, shape, LineContext::None, bindings, &body, msg);
   }
   0
 }
 
 /// One line of an access batch, appended to `out`, on either thread.
-fn format_access_line(out: &mut Vec<u8>, prefix: &str, censor: &FieldCensor, line: &AccessLine, msg: Option<&str>) {
+fn format_access_line(
+  out: &mut Vec<u8>,
+  shape: &LineShape,
+  censor: &FieldCensor,
+  line: &AccessLine,
+  msg: Option<&str>,
+) {
   format_line_in_context(
     out,
-    prefix,
+    shape,
     censor,
     line.time_ms,
     line.level,
@@ -384,11 +393,15 @@ impl NativeLogDestination {
         return Err(Error::new(Status::InvalidArg, format!("whenFull must be \"block\" or \"drop\", not {other:?}")))
       }
     };
+    let Some(time) = TimeFormat::parse(options.time.as_deref()) else {
+      return Err(Error::new(Status::InvalidArg, "time must be \"epoch\", \"iso\" or \"none\"".to_owned()));
+    };
+    let shape = LineShape::new(time, options.message_key.as_deref().unwrap_or("msg"), options.prefix);
     let capacity = options.buffer_bytes.unwrap_or(4 << 20) as usize;
     let destination = Arc::new(Destination {
       writer: Writer::start(sink, capacity, when_full),
       sync: options.sync.unwrap_or(false),
-      prefix: options.prefix.into(),
+      shape: Arc::new(shape),
       censor: FieldCensor::new(options.redacted_fields.unwrap_or_default(), options.censor),
     });
     let mut all = DESTINATIONS.write().unwrap_or_else(|e| e.into_inner());
@@ -524,12 +537,8 @@ pub fn log_access_batch(handle: u32, text: Utf16String, numbers: Float64ArraySli
   with_destination(handle, |d| {
     let messages = ACCESS_MESSAGES.read().unwrap_or_else(|e| e.into_inner());
     let text = if !d.sync && can_defer(text.len(), numbers, count, messages.len()) {
-      let deferred = DeferredAccessBatch {
-        text,
-        numbers: numbers[..count * ACCESS_SLOTS].to_vec(),
-        count,
-        prefix: d.prefix.clone(),
-      };
+      let deferred =
+        DeferredAccessBatch { text, numbers: numbers[..count * ACCESS_SLOTS].to_vec(), count, shape: d.shape.clone() };
       // When there is no room for it now, it is formatted here, and the
       // writer's policy (block or drop) applies line by line.
       match d.writer.push_deferred(deferred) {
@@ -544,7 +553,7 @@ pub fn log_access_batch(handle: u32, text: Utf16String, numbers: Float64ArraySli
       ends.clear();
       let formatted = each_access_line(&text, numbers, count, malformed_batch, |line| {
         let msg = messages.get(line.message as usize).ok_or_else(malformed_batch)?;
-        format_access_line(bytes, &d.prefix, &d.censor, &line, Some(msg));
+        format_access_line(bytes, &d.shape, &d.censor, &line, Some(msg));
         ends.push(bytes.len());
         Ok(())
       });
@@ -585,8 +594,8 @@ fn can_defer(text_len: usize, numbers: &[f64], count: usize, messages: usize) ->
   at <= text_len
 }
 
-/// Bytes of an access line beyond its strings and the logger's prefix (the
-/// keys, ids, numbers and message), for the writer's bound.
+/// Bytes of an access line beyond its strings and its shape's (the keys,
+/// ids, numbers and message), for the writer's bound.
 const ACCESS_LINE_EXTRA: usize = 192;
 
 /// An access batch as it came from JS, formatted on the writer thread.
@@ -594,7 +603,7 @@ struct DeferredAccessBatch {
   text: Utf16String,
   numbers: Vec<f64>,
   count: usize,
-  prefix: Arc<str>,
+  shape: Arc<LineShape>,
 }
 
 impl DeferredLines for DeferredAccessBatch {
@@ -603,7 +612,7 @@ impl DeferredLines for DeferredAccessBatch {
   }
 
   fn size_hint(&self) -> usize {
-    self.text.len() + self.count * (self.prefix.len() + ACCESS_LINE_EXTRA)
+    self.text.len() + self.count * (self.shape.size_hint() + ACCESS_LINE_EXTRA)
   }
 
   fn format_into(&self, out: &mut Vec<u8>) {
@@ -619,7 +628,7 @@ impl DeferredLines for DeferredAccessBatch {
         // has fields to redact.
         format_access_line(
           out,
-          &self.prefix,
+          &self.shape,
           &FieldCensor::None,
           &line,
           messages.get(line.message as usize).map(|m| &**m),
@@ -788,11 +797,26 @@ mod tests {
   }
 
   #[test]
+  fn a_shape_without_time_and_with_its_own_message_key() {
+    let shape = LineShape::new(TimeFormat::Omitted, "message", "\"pid\":1,".into());
+    let text =
+      String::from_utf8(format_line(40, 7, &shape, LineContext::None, Some("\"a\":1"), |_| {}, Some("hi"))).unwrap();
+    assert_eq!(text, "{\"level\":40,\"pid\":1,\"a\":1,\"message\":\"hi\"}\n");
+    let without_message = String::from_utf8(format_line(40, 7, &shape, LineContext::None, None, |_| {}, None)).unwrap();
+    assert_eq!(without_message, "{\"level\":40,\"pid\":1}\n");
+    let bare = LineShape::new(TimeFormat::Omitted, "msg", String::new());
+    assert_eq!(
+      String::from_utf8(format_line(30, 7, &bare, LineContext::None, None, |_| {}, None)).unwrap(),
+      "{\"level\":30}\n"
+    );
+  }
+
+  #[test]
   fn pino_keys_and_escaped_message() {
     let line = format_line(
       30,
       1_700_000_000_000,
-      "\"pid\":1,",
+      &LineShape::new(TimeFormat::EpochMs, "msg", "\"pid\":1,".into()),
       LineContext::None,
       None,
       |_| {},
@@ -808,19 +832,29 @@ mod tests {
   #[test]
   fn access_line_members_are_escaped() {
     let body = |out: &mut Vec<u8>| push_access_members(out, "GET", None, "/a\"\n{\"level\":60}", 200, 1.5, 11.0);
-    let v = parse(&format_line(30, 1, "", LineContext::None, Some("\"app\":\"x\""), body, Some("request completed")));
+    let v = parse(&format_line(
+      30,
+      1,
+      &LineShape::default(),
+      LineContext::None,
+      Some("\"app\":\"x\""),
+      body,
+      Some("request completed"),
+    ));
     assert_eq!(v["method"], "GET");
     assert!(v.get("route").is_none());
     assert_eq!(v["url"], "/a\"\n{\"level\":60}");
     assert_eq!(v["status"], 200);
     assert_eq!(v["durationMs"], 1.5);
     assert_eq!(v["bytes"], 11);
-    assert!(!String::from_utf8(format_line(30, 1, "", LineContext::None, None, body, None)).unwrap().contains("11.0"));
+    assert!(!String::from_utf8(format_line(30, 1, &LineShape::default(), LineContext::None, None, body, None))
+      .unwrap()
+      .contains("11.0"));
     assert_eq!(v["app"], "x");
     assert_eq!(v["msg"], "request completed");
     let body =
       |out: &mut Vec<u8>| push_access_members(out, "POST", Some("/orders/:id"), "/orders/7", 500, f64::NAN, 0.0);
-    let v = parse(&format_line(50, 1, "", LineContext::None, None, body, None));
+    let v = parse(&format_line(50, 1, &LineShape::default(), LineContext::None, None, body, None));
     assert_eq!(v["route"], "/orders/:id");
     assert!(v["durationMs"].is_null());
   }
@@ -870,7 +904,12 @@ mod tests {
     numbers[2] = message as f64;
     numbers[ACCESS_SLOTS] = -1.0;
     numbers[ACCESS_SLOTS + 2] = message as f64;
-    let batch = DeferredAccessBatch { text: text.into(), numbers, count: 2, prefix: "\"pid\":1,".into() };
+    let batch = DeferredAccessBatch {
+      text: text.into(),
+      numbers,
+      count: 2,
+      shape: Arc::new(LineShape::new(TimeFormat::EpochMs, "msg", "\"pid\":1,".into())),
+    };
     let mut out = Vec::new();
     batch.format_into(&mut out);
     assert!(out.len() <= batch.size_hint());
@@ -948,10 +987,16 @@ mod tests {
     assert_eq!(each_access_line(&text[..text.len() - 1], &numbers, 1, || (), never), Err(()));
     assert_eq!(each_access_line(&text, &numbers[..ACCESS_SLOTS - 1], 1, || (), never), Err(()));
     let mut lines = 0;
-    let counted = each_access_line(&text, &numbers, 2, || (), |_| {
-      lines += 1;
-      Ok(())
-    });
+    let counted = each_access_line(
+      &text,
+      &numbers,
+      2,
+      || (),
+      |_| {
+        lines += 1;
+        Ok(())
+      },
+    );
     assert_eq!(counted, Err(()));
     assert_eq!(lines, 0, "a batch short of numbers is refused before any line");
   }
@@ -997,12 +1042,13 @@ mod tests {
   #[test]
   fn identity_of_a_context_without_a_record() {
     let ids = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01req-\"1\"\n";
-    let v = parse(&format_line(30, 1, "", LineContext::Identity(ids), None, |_| {}, Some("m")));
+    let v = parse(&format_line(30, 1, &LineShape::default(), LineContext::Identity(ids), None, |_| {}, Some("m")));
     assert_eq!(v["requestId"], "req-\"1\"\n");
     assert_eq!(v["traceId"], "4bf92f3577b34da6a3ce929d0e0e4736");
     assert_eq!(v["spanId"], "00f067aa0ba902b7");
     // Not the expected shape: kept, escaped, as the request id.
-    let v = parse(&format_line(30, 1, "", LineContext::Identity("\"},\"forged\":1"), None, |_| {}, None));
+    let v =
+      parse(&format_line(30, 1, &LineShape::default(), LineContext::Identity("\"},\"forged\":1"), None, |_| {}, None));
     assert_eq!(v["requestId"], "\"},\"forged\":1");
     assert!(v.get("forged").is_none());
   }
@@ -1010,7 +1056,7 @@ mod tests {
   #[test]
   fn an_identity_of_another_shape_is_logged_whole_as_the_request_id() {
     let good = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-03req-1";
-    let v = parse(&format_line(30, 1, "", LineContext::Identity(good), None, |_| {}, None));
+    let v = parse(&format_line(30, 1, &LineShape::default(), LineContext::Identity(good), None, |_| {}, None));
     assert_eq!(
       (v["requestId"].as_str(), v["traceId"].as_str()),
       (Some("req-1"), Some("4bf92f3577b34da6a3ce929d0e0e4736"))
@@ -1021,7 +1067,7 @@ mod tests {
     let bad_flags = good.replace("-03req", "-0xreq");
     let no_request_id = &good[..55];
     for ids in [uppercase.as_str(), &wrong_version, &no_dash, &bad_flags, no_request_id, "short"] {
-      let v = parse(&format_line(30, 1, "", LineContext::Identity(ids), None, |_| {}, None));
+      let v = parse(&format_line(30, 1, &LineShape::default(), LineContext::Identity(ids), None, |_| {}, None));
       assert_eq!(v["requestId"], ids, "{ids}");
       assert!(v.get("traceId").is_none(), "{ids}");
     }
@@ -1039,7 +1085,7 @@ mod tests {
         format_line(
           50,
           1,
-          "",
+          &LineShape::default(),
           LineContext::Record(r, &FieldCensor::None),
           Some("\"component\":\"db\""),
           |out| out.extend_from_slice(b"\"rows\":3,"),
@@ -1068,7 +1114,11 @@ mod tests {
     STORE.set_field(id, "token", FieldValue::Str("secret".into())).unwrap();
     STORE.set_field(id, "tenant", FieldValue::Str("acme".into())).unwrap();
     let line_with = |censor: &FieldCensor| {
-      STORE.with(id, |r| parse(&format_line(30, 1, "", LineContext::Record(r, censor), None, |_| {}, None))).unwrap()
+      STORE
+        .with(id, |r| {
+          parse(&format_line(30, 1, &LineShape::default(), LineContext::Record(r, censor), None, |_| {}, None))
+        })
+        .unwrap()
     };
     let replaced = line_with(&FieldCensor::new(vec!["token".into()], Some("\"[x]\n".into())));
     assert_eq!(replaced["token"], "\"[x]\n", "the censor is escaped like any string");

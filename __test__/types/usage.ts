@@ -78,6 +78,8 @@ const childBindings: Record<string, unknown> = logger.child({ component: 'db' })
 const prefixed = createLogger({ msgPrefix: '[api] ' }).child({ component: 'db' }, { msgPrefix: '[db] ' })
 prefixed.setBindings({ table: 'orders' })
 const prefix: string | undefined = prefixed.msgPrefix
+createLogger({ messageKey: 'message', timestamp: 'iso', enabled: process.env.NODE_ENV !== 'test' })
+createLogger({ timestamp: false })
 void warnValue; void infoLabel; void childBindings
 createLogger({ serializers: { user: (user: { id: number }) => user.id, err: (err: Error) => ({ text: err.message }) } })
 logger.child({ user: { id: 1 } }, { serializers: { user: (user: { id: number }) => `user-${user.id}` } })
