@@ -347,6 +347,13 @@ export interface LoggerOptions {
   timestamp?: boolean | 'iso'
   /** pino's: false writes nothing, as level 'silent' does. Default true. */
   enabled?: boolean
+  /**
+   * pino's formatters, `level` only: what a line writes in place of `"level":N`, e.g.
+   * `(label) => ({ severity: label.toUpperCase() })`. Called once per level, when the logger is
+   * made. pino's `bindings` and `log` formatters would run for every line, and throw
+   * `ERR_INVALID_ARG_VALUE`.
+   */
+  formatters?: { level?: (label: LevelName, number: number) => Record<string, unknown> }
 }
 
 export type Serializers = Record<string, (value: any) => unknown>

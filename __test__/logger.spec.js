@@ -442,7 +442,7 @@ describe('levels and children', () => {
     assert.equal(logTo().log.msgPrefix, undefined);
   });
 
-  it("has pino's messageKey, timestamp and enabled options, writing what pino writes", async () => {
+  it("has pino's messageKey, timestamp, formatters.level and enabled options, writing what pino writes", async () => {
     const pino = require('pino');
     const err = new Error('boom');
     err.stack = 'Error: boom';
@@ -458,6 +458,12 @@ describe('levels and children', () => {
       [{ messageKey: 'message', timestamp: false }, { messageKey: 'message', timestamp: false }],
       [{ timestamp: 'iso' }, { timestamp: pino.stdTimeFunctions.isoTime }],
       [{ messageKey: 'message', timestamp: 'iso', sync: true }, { messageKey: 'message', timestamp: pino.stdTimeFunctions.isoTime }],
+      // Cloud Logging's severity, and a label with the number beside it.
+      ...[
+        { messageKey: 'message', timestamp: false, formatters: { level: (label) => ({ severity: label.toUpperCase() }) } },
+        { timestamp: false, formatters: { level: (label, number) => ({ level: label, levelNumber: number }) } },
+        { formatters: { level: (label) => ({ level: label }) } },
+      ].map((options) => [options, options]),
     ]) {
       const pinoLines = [];
       const { file, log } = logTo({ base: null, ...ours });
@@ -471,7 +477,7 @@ describe('levels and children', () => {
         times.push(JSON.parse(time));
         return '';
       });
-      const label = JSON.stringify(ours);
+      const label = require('node:util').inspect(ours);
       assert.deepEqual(text.split('\n').filter(Boolean).map(withoutTime), pinoLines.map(withoutTime), label);
       if (ours.timestamp === false) {
         assert.deepEqual(times, [], `${label}: no line has a time`);
@@ -479,10 +485,20 @@ describe('levels and children', () => {
       }
       assert.equal(times.length, 10, label);
       for (const time of times) {
-        assert.match(time, ISO, label);
-        assert.ok(Date.parse(time) >= before - 1 && Date.parse(time) <= Date.now(), `${label}: ${time} is now`);
+        if (ours.timestamp === 'iso') assert.match(time, ISO, label);
+        else assert.equal(typeof time, 'number', label);
+        const ms = new Date(time).getTime();
+        assert.ok(ms >= before - 1 && ms <= Date.now(), `${label}: ${time} is now`);
       }
     }
+    // A formatter that leaves the level out, with no time: pino 9 writes
+    // `{,"msg":…}` there, which does not parse.
+    const bare = logTo({ base: null, timestamp: false, formatters: { level: () => ({}) } });
+    bare.log.info('alone');
+    bare.log.info({ a: 1 });
+    await bare.log.flush();
+    assert.equal(fs.readFileSync(bare.file, 'utf8'), '{"msg":"alone"}\n{"a":1}\n');
+
     const disabled = logTo({ enabled: false, level: 'trace' });
     assert.equal(disabled.log.level, 'silent');
     disabled.log.fatal('nothing');
@@ -490,12 +506,16 @@ describe('levels and children', () => {
     assert.equal(fs.readFileSync(disabled.file, 'utf8'), '');
   });
 
-  it('rejects a messageKey, timestamp or enabled option pino would misread', () => {
+  it('rejects a messageKey, timestamp, formatters or enabled option it would misread', () => {
     assert.throws(() => createLogger({ messageKey: 5 }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
     for (const timestamp of ['unix', 0, () => `,"time":${Date.now()}`]) {
       assert.throws(() => createLogger({ timestamp }), { name: 'TypeError', code: 'ERR_INVALID_ARG_VALUE' }, String(timestamp));
     }
     assert.throws(() => createLogger({ enabled: 'no' }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
+    // pino's other formatters run for every line: refused, not ignored.
+    assert.throws(() => createLogger({ formatters: { log: (object) => object } }), { code: 'ERR_INVALID_ARG_VALUE', message: /formatters\.log/ });
+    assert.throws(() => createLogger({ formatters: { level: 'info' } }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
+    assert.throws(() => createLogger({ formatters: { level: (label) => label } }), { name: 'TypeError', code: 'ERR_INVALID_RETURN_VALUE' });
     assert.throws(() => createLogger({ enabled: false, level: 'loud' }), { code: 'ERR_INVALID_ARG_VALUE' });
   });
 

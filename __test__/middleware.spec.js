@@ -436,13 +436,15 @@ describe("a logger's msgPrefix", () => {
   });
 });
 
-describe("a logger's messageKey and timestamp", () => {
+describe("a logger's messageKey, timestamp and formatters.level", () => {
   it('shape the access lines too, batched or written at once', async () => {
     const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
     for (const sync of [false, true]) {
       for (const timestamp of ['iso', false]) {
         const file = tempFile();
-        const logger = createLogger({ destination: file, messageKey: 'message', timestamp, sync });
+        const logger = createLogger({
+          destination: file, messageKey: 'message', timestamp, sync, formatters: { level: (label) => ({ severity: label.toUpperCase() }) },
+        });
         const server = http.createServer(ambient.wrapHandler(async (req, res) => {
           await sleep(Math.random() * 5);
           logger.info('handling');
@@ -462,7 +464,7 @@ describe("a logger's messageKey and timestamp", () => {
           const mine = lines.filter((l) => l.requestId === id);
           assert.deepEqual(mine.map((l) => l.message).sort(), ['handling', 'request completed'], label);
           for (const line of mine) {
-            assert.equal(line.msg, undefined, label);
+            assert.deepEqual([line.msg, line.level, line.severity], [undefined, undefined, 'INFO'], label);
             if (timestamp === 'iso') assert.match(line.time, ISO, label);
             else assert.equal('time' in line, false, label);
           }

@@ -9,7 +9,7 @@ const { format, getSystemErrorMap, getSystemErrorName } = require('node:util');
 const native = require('./native');
 const { RequestContext, lineIdentityOf } = require('./request_context');
 const { compileRedaction, compileSerializers, fieldRedaction, serializeObject, serializeBindings } = require('./serialize');
-const { invalidArgType, invalidArgValue, validateObject, validateFunction, validateBoolean } = require('./errors');
+const { invalidArgType, invalidArgValue, invalidReturnValue, validateObject, validateFunction, validateBoolean } = require('./errors');
 
 const LEVELS = Object.freeze({ trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60 });
 const LEVEL_NAMES = Object.keys(LEVELS);
@@ -66,8 +66,8 @@ function installExitHooks() {
 }
 
 function openDestination(options) {
-  const { destination = 'stdout', sync = false, whenFull = 'block', bufferBytes, prefix, fieldCensor, time, messageKey } = options;
-  const config = { sync, whenFull, bufferBytes, prefix, time, messageKey, ...fieldCensor };
+  const { destination = 'stdout', sync = false, whenFull = 'block', bufferBytes, prefix, fieldCensor, time, messageKey, levelMembers } = options;
+  const config = { sync, whenFull, bufferBytes, prefix, time, messageKey, levelMembers, ...fieldCensor };
   if (destination === 'stdout' || destination === 1) config.fd = 1;
   else if (destination === 'stderr' || destination === 2) config.fd = 2;
   else if (typeof destination === 'string') config.path = destination;
@@ -467,7 +467,8 @@ function prettyLine(level, ctx, bindings, object, msg, redact, serializers) {
  * member name to function), pretty (false), base (fields on every line;
  * default pid and hostname; null for none), msgPrefix (put before every
  * message the logger is given), messageKey ('msg'), timestamp (true for
- * epoch ms, false for none, 'iso'), enabled (false writes nothing).
+ * epoch ms, false for none, 'iso'), formatters ({ level(label, number) }),
+ * enabled (false writes nothing).
  */
 function createLogger(options = {}) {
   validateObject(options, 'options');
@@ -488,12 +489,34 @@ function createLogger(options = {}) {
   if (level !== options.level && options.level !== undefined) levelValue(options.level);
   const destination = openDestination({
     ...options, prefix: prefixText ? `${prefixText},` : '', fieldCensor: fieldRedaction(redact), time: timeOption(options.timestamp), messageKey,
+    levelMembers: levelMembersOption(options.formatters),
   });
   const shared = {
     destination, handle: destination.handle, redact, pretty: Boolean(options.pretty), onDropped: options.onDropped, messageKey,
     access: new AccessBatch(destination.handle, options.sync === true, options.onDropped),
   };
   return new Logger(shared, '', level, serializers, msgPrefixOption(options, ''));
+}
+
+// pino's formatters.level, called here once per level (what it returns
+// depends on the level's label and number alone) rather than once per line:
+// each level's members go to Rust, which writes them in place of
+// "level":N. pino's other formatters would need JS for every line, so they
+// are refused rather than ignored.
+function levelMembersOption(formatters) {
+  if (formatters === undefined) return undefined;
+  validateObject(formatters, 'options.formatters');
+  const other = Object.keys(formatters).find((key) => key !== 'level');
+  if (other !== undefined) throw invalidArgValue(`options.formatters.${other}`, formatters[other], 'is not supported (formatters.level is)');
+  if (formatters.level === undefined) return undefined;
+  validateFunction(formatters.level, 'options.formatters.level');
+  return LEVEL_NAMES.map((name) => {
+    const made = formatters.level(name, LEVELS[name]);
+    if (made === null || typeof made !== 'object' || Array.isArray(made)) {
+      throw invalidReturnValue('options.formatters.level', 'an object', made);
+    }
+    return serializeBindings(made);
+  });
 }
 
 // pino's timestamp option, as src/line_shape.rs names its forms: true

@@ -1,7 +1,8 @@
-//! How a destination's lines are shaped around their members: the time
-//! (pino's `timestamp`), the key of the message (pino's `messageKey`), and
-//! the members every line carries after the time (`base`, `name`). Set once
-//! per logger; every line of its destination follows it.
+//! How a destination's lines are shaped around their members: the level
+//! (pino's `formatters.level`), the time (pino's `timestamp`), the key of
+//! the message (pino's `messageKey`), and the members every line carries
+//! after the time (`base`, `name`). Set once per logger; every line of its
+//! destination follows it.
 
 use std::io::Write;
 use std::time::{Duration, UNIX_EPOCH};
@@ -27,7 +28,14 @@ impl TimeFormat {
   }
 }
 
+/// The levels a line can have, trace to fatal: 10, 20, ... 60.
+pub const LEVEL_COUNT: usize = 6;
+
 pub struct LineShape {
+  /// What each level writes, each member followed by a comma, when pino's
+  /// `formatters.level` chose it (JS calls it once per level); otherwise
+  /// `"level":N`.
+  levels: Option<[Box<[u8]>; LEVEL_COUNT]>,
   time: TimeFormat,
   /// The message's key as a JSON string, with its colon: `"msg":`.
   message_key: Box<[u8]>,
@@ -35,8 +43,10 @@ pub struct LineShape {
   members: Box<str>,
 }
 
-/// Longest `time` member: `,"time":"2026-12-03T13:01:44.123Z"`.
+/// Longest `time` member: `"time":"2026-12-03T13:01:44.123Z",`.
 const TIME_MEMBER_MAX: usize = 35;
+/// Longest `"level":N,` (a u32).
+const LEVEL_MEMBER_MAX: usize = 19;
 /// The last millisecond RFC 3339 (and humantime) can write: 9999-12-31.
 const ISO_TIME_MAX_MS: u64 = 253_402_300_799_999;
 
@@ -44,23 +54,45 @@ impl LineShape {
   pub fn new(time: TimeFormat, message_key: &str, members: String) -> LineShape {
     let mut key = serde_json::to_vec(message_key).unwrap_or_else(|_| b"\"msg\"".to_vec());
     key.push(b':');
-    LineShape { time, message_key: key.into(), members: members.into() }
+    LineShape { levels: None, time, message_key: key.into(), members: members.into() }
   }
 
-  /// After the level: the time member, if any, then the common members,
-  /// so the next member follows a comma. Inlined into every line's
-  /// formatting, the default form as cheap as a fixed one.
+  /// The same, with `members[i]` (JSON members, without braces; empty for
+  /// none) written for level `10 * (i + 1)` in place of `"level":N`.
+  pub fn with_level_members(mut self, members: [String; LEVEL_COUNT]) -> LineShape {
+    self.levels = Some(members.map(|m| {
+      let mut bytes = m.into_bytes();
+      if !bytes.is_empty() {
+        bytes.push(b',');
+      }
+      bytes.into_boxed_slice()
+    }));
+    self
+  }
+
+  /// The line's opening: `{`, its level, time and common members, each
+  /// followed by a comma. Inlined into every line's formatting, so the
+  /// default form costs what a fixed one does.
   #[inline]
-  pub fn push_head(&self, out: &mut Vec<u8>, time_ms: u64) {
+  pub fn push_head(&self, out: &mut Vec<u8>, level: u32, time_ms: u64) {
+    out.push(b'{');
+    match self.levels.as_ref().and_then(|all| level_index(level).map(|i| &all[i])) {
+      Some(members) => out.extend_from_slice(members),
+      None => {
+        out.extend_from_slice(b"\"level\":");
+        out.extend_from_slice(itoa::Buffer::new().format(level).as_bytes());
+        out.push(b',');
+      }
+    }
     match self.time {
       TimeFormat::EpochMs => {
-        out.extend_from_slice(b",\"time\":");
+        out.extend_from_slice(b"\"time\":");
         out.extend_from_slice(itoa::Buffer::new().format(time_ms).as_bytes());
+        out.push(b',');
       }
       TimeFormat::Iso => push_iso_time(out, time_ms),
       TimeFormat::Omitted => {}
     }
-    out.push(b',');
     out.extend_from_slice(self.members.as_bytes());
   }
 
@@ -71,8 +103,14 @@ impl LineShape {
 
   /// Bytes `push_head` and the message key add to a line, at most.
   pub fn size_hint(&self) -> usize {
-    TIME_MEMBER_MAX + 1 + self.members.len() + self.message_key.len()
+    let level = self.levels.as_ref().map_or(LEVEL_MEMBER_MAX, |all| all.iter().map(|m| m.len()).max().unwrap_or(0));
+    1 + level + TIME_MEMBER_MAX + self.members.len() + self.message_key.len()
   }
+}
+
+fn level_index(level: u32) -> Option<usize> {
+  let index = (level / 10).checked_sub(1)? as usize;
+  (level.is_multiple_of(10) && index < LEVEL_COUNT).then_some(index)
 }
 
 // Kept out of push_head: the formatting machinery would bloat every line's
@@ -83,7 +121,7 @@ fn push_iso_time(out: &mut Vec<u8>, time_ms: u64) {
   // the line would not parse.
   let at = UNIX_EPOCH + Duration::from_millis(time_ms.min(ISO_TIME_MAX_MS));
   // Writing to a Vec cannot fail otherwise.
-  let _ = write!(out, ",\"time\":\"{}\"", humantime::format_rfc3339_millis(at));
+  let _ = write!(out, "\"time\":\"{}\",", humantime::format_rfc3339_millis(at));
 }
 
 impl Default for LineShape {
@@ -97,39 +135,52 @@ impl Default for LineShape {
 mod tests {
   use super::*;
 
-  fn head(shape: &LineShape, time_ms: u64) -> String {
+  fn head(shape: &LineShape, level: u32, time_ms: u64) -> String {
     let mut out = Vec::new();
-    shape.push_head(&mut out, time_ms);
+    shape.push_head(&mut out, level, time_ms);
     String::from_utf8(out).unwrap()
   }
 
   #[test]
   fn times_are_written_as_pino_writes_them() {
     let members = "\"pid\":1,".to_owned();
-    assert_eq!(
-      head(&LineShape::new(TimeFormat::EpochMs, "msg", members.clone()), 1_764_767_304_123),
-      ",\"time\":1764767304123,\"pid\":1,"
-    );
+    let epoch = LineShape::new(TimeFormat::EpochMs, "msg", members.clone());
+    assert_eq!(head(&epoch, 30, 1_764_767_304_123), "{\"level\":30,\"time\":1764767304123,\"pid\":1,");
     // new Date(1764767304123).toISOString()
-    assert_eq!(
-      head(&LineShape::new(TimeFormat::Iso, "msg", members.clone()), 1_764_767_304_123),
-      ",\"time\":\"2025-12-03T13:08:24.123Z\",\"pid\":1,"
-    );
-    assert_eq!(
-      head(&LineShape::new(TimeFormat::Iso, "msg", String::new()), 0),
-      ",\"time\":\"1970-01-01T00:00:00.000Z\","
-    );
-    assert_eq!(head(&LineShape::new(TimeFormat::Omitted, "msg", members), 5), ",\"pid\":1,");
+    let iso = LineShape::new(TimeFormat::Iso, "msg", members.clone());
+    assert_eq!(head(&iso, 30, 1_764_767_304_123), "{\"level\":30,\"time\":\"2025-12-03T13:08:24.123Z\",\"pid\":1,");
+    let iso_alone = LineShape::new(TimeFormat::Iso, "msg", String::new());
+    assert_eq!(head(&iso_alone, 30, 0), "{\"level\":30,\"time\":\"1970-01-01T00:00:00.000Z\",");
+    assert_eq!(head(&LineShape::new(TimeFormat::Omitted, "msg", members), 40, 5), "{\"level\":40,\"pid\":1,");
   }
 
   #[test]
-  fn the_size_hint_covers_the_longest_time() {
+  fn formatted_levels_take_the_level_members_place() {
+    let levels =
+      ["trace", "debug", "info", "warn", "error", "fatal"].map(|l| format!("\"severity\":\"{}\"", l.to_uppercase()));
+    let shape = LineShape::new(TimeFormat::Omitted, "message", String::new()).with_level_members(levels);
+    assert_eq!(head(&shape, 10, 1), "{\"severity\":\"TRACE\",");
+    assert_eq!(head(&shape, 60, 1), "{\"severity\":\"FATAL\",");
+    // Not one of the six: written as a number rather than misnamed.
+    assert_eq!(head(&shape, 35, 1), "{\"level\":35,");
+    assert_eq!(head(&shape, 0, 1), "{\"level\":0,");
+    assert_eq!(head(&shape, 70, 1), "{\"level\":70,");
+    let none = LineShape::new(TimeFormat::EpochMs, "msg", String::new()).with_level_members(Default::default());
+    assert_eq!(head(&none, 30, 7), "{\"time\":7,", "a formatter that returns {{}} leaves the level out");
+  }
+
+  #[test]
+  fn the_size_hint_covers_the_longest_head() {
     let shape = LineShape::new(TimeFormat::Iso, "message", "\"a\":1,".to_owned());
-    let written = head(&shape, 253_402_300_799_999).len() + shape.message_key().len();
+    let written = head(&shape, u32::MAX, 253_402_300_799_999).len() + shape.message_key().len();
+    assert!(written <= shape.size_hint(), "{written} > {}", shape.size_hint());
+    let long = ["a", "b", "c", "d", "e", "\"fatal\":\"a long member indeed\""].map(String::from);
+    let shape = LineShape::new(TimeFormat::Iso, "msg", String::new()).with_level_members(long);
+    let written = head(&shape, 60, 253_402_300_799_999).len() + shape.message_key().len();
     assert!(written <= shape.size_hint(), "{written} > {}", shape.size_hint());
     assert_eq!(
-      head(&shape, u64::MAX),
-      ",\"time\":\"9999-12-31T23:59:59.999Z\",\"a\":1,",
+      head(&LineShape::new(TimeFormat::Iso, "msg", String::new()), 30, u64::MAX),
+      "{\"level\":30,\"time\":\"9999-12-31T23:59:59.999Z\",",
       "a time past 9999 still parses"
     );
   }

@@ -14,7 +14,7 @@ use napi_derive::napi;
 
 use crate::field_censor::{Censored, FieldCensor};
 use crate::ids::{push_hex_bytes, split_identity, RequestId};
-use crate::line_shape::{LineShape, TimeFormat};
+use crate::line_shape::{LineShape, TimeFormat, LEVEL_COUNT};
 use crate::store::{FieldValue, Record, STORE};
 use crate::writer::{DeferredLines, Sink, WhenFull, Writer};
 
@@ -153,9 +153,7 @@ pub fn format_line_into(
   msg: Option<&str>,
 ) {
   let out = &mut *out;
-  out.extend_from_slice(b"{\"level\":");
-  out.extend_from_slice(itoa::Buffer::new().format(level).as_bytes());
-  shape.push_head(out, time_ms);
+  shape.push_head(out, level, time_ms);
   match context {
     LineContext::None => {}
     LineContext::Record(r, censor) => push_context(out, r, censor),
@@ -200,6 +198,10 @@ pub struct LogDestination {
   pub time: Option<String>,
   /// The message's key. Default `"msg"`.
   pub message_key: Option<String>,
+  /// What each level writes in place of `"level":N`, trace to fatal: JSON
+  /// members without braces (pino's `formatters.level`, called in JS once
+  /// per level). Absent, the number.
+  pub level_members: Option<Vec<String>>,
   /// Context fields the logger redacts (`["*"]` for all): its one-key
   /// redaction paths. Default none.
   pub redacted_fields: Option<Vec<String>>,
@@ -396,7 +398,13 @@ impl NativeLogDestination {
     let Some(time) = TimeFormat::parse(options.time.as_deref()) else {
       return Err(Error::new(Status::InvalidArg, "time must be \"epoch\", \"iso\" or \"none\"".to_owned()));
     };
-    let shape = LineShape::new(time, options.message_key.as_deref().unwrap_or("msg"), options.prefix);
+    let mut shape = LineShape::new(time, options.message_key.as_deref().unwrap_or("msg"), options.prefix);
+    if let Some(members) = options.level_members {
+      let Ok(members) = <[String; LEVEL_COUNT]>::try_from(members) else {
+        return Err(Error::new(Status::InvalidArg, format!("levelMembers must have {LEVEL_COUNT} entries")));
+      };
+      shape = shape.with_level_members(members);
+    }
     let capacity = options.buffer_bytes.unwrap_or(4 << 20) as usize;
     let destination = Arc::new(Destination {
       writer: Writer::start(sink, capacity, when_full),
