@@ -348,12 +348,16 @@ export interface LoggerOptions {
   /** pino's: false writes nothing, as level 'silent' does. Default true. */
   enabled?: boolean
   /**
-   * pino's formatters, `level` only: what a line writes in place of `"level":N`, e.g.
-   * `(label) => ({ severity: label.toUpperCase() })`. Called once per level, when the logger is
-   * made. pino's `bindings` and `log` formatters would run for every line, and throw
+   * pino's formatters, called when the logger is made. `level`: what a line writes in place of
+   * `"level":N`, e.g. `(label) => ({ severity: label.toUpperCase() })`, called once per level.
+   * `bindings`: what is written of the base members (`pid`, `hostname`, `name`), called once
+   * when there is a base. pino's `log` formatter would run for every line, and throws
    * `ERR_INVALID_ARG_VALUE`.
    */
-  formatters?: { level?: (label: LevelName, number: number) => Record<string, unknown> }
+  formatters?: {
+    level?: (label: LevelName, number: number) => Record<string, unknown>
+    bindings?: (bindings: Record<string, unknown>) => Record<string, unknown>
+  }
 }
 
 export type Serializers = Record<string, (value: any) => unknown>

@@ -442,7 +442,7 @@ describe('levels and children', () => {
     assert.equal(logTo().log.msgPrefix, undefined);
   });
 
-  it("has pino's messageKey, timestamp, formatters.level and enabled options, writing what pino writes", async () => {
+  it("has pino's messageKey, timestamp, formatters and enabled options, writing what pino writes", async () => {
     const pino = require('pino');
     const err = new Error('boom');
     err.stack = 'Error: boom';
@@ -463,6 +463,11 @@ describe('levels and children', () => {
         { messageKey: 'message', timestamp: false, formatters: { level: (label) => ({ severity: label.toUpperCase() }) } },
         { timestamp: false, formatters: { level: (label, number) => ({ level: label, levelNumber: number }) } },
         { formatters: { level: (label) => ({ level: label }) } },
+      ].map((options) => [options, options]),
+      // pino's bindings formatter: once, on the base, name included.
+      ...[
+        { name: 'api', base: { pid: 1, hostname: 'h' }, timestamp: false, formatters: { bindings: ({ hostname, name }) => ({ host: hostname, service: name }) } },
+        { base: { pid: 1 }, timestamp: false, formatters: { bindings: () => ({}), level: (label) => ({ level: label }) } },
       ].map((options) => [options, options]),
     ]) {
       const pinoLines = [];
@@ -516,6 +521,8 @@ describe('levels and children', () => {
     assert.throws(() => createLogger({ formatters: { log: (object) => object } }), { code: 'ERR_INVALID_ARG_VALUE', message: /formatters\.log/ });
     assert.throws(() => createLogger({ formatters: { level: 'info' } }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
     assert.throws(() => createLogger({ formatters: { level: (label) => label } }), { name: 'TypeError', code: 'ERR_INVALID_RETURN_VALUE' });
+    assert.throws(() => createLogger({ formatters: { bindings: () => null } }), { name: 'TypeError', code: 'ERR_INVALID_RETURN_VALUE' });
+    assert.throws(() => createLogger({ formatters: { bindings: {} } }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
     assert.throws(() => createLogger({ enabled: false, level: 'loud' }), { code: 'ERR_INVALID_ARG_VALUE' });
   });
 

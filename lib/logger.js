@@ -467,7 +467,7 @@ function prettyLine(level, ctx, bindings, object, msg, redact, serializers) {
  * member name to function), pretty (false), base (fields on every line;
  * default pid and hostname; null for none), msgPrefix (put before every
  * message the logger is given), messageKey ('msg'), timestamp (true for
- * epoch ms, false for none, 'iso'), formatters ({ level(label, number) }),
+ * epoch ms, false for none, 'iso'), formatters (level and bindings),
  * enabled (false writes nothing).
  */
 function createLogger(options = {}) {
@@ -477,9 +477,11 @@ function createLogger(options = {}) {
   if (options.pretty !== undefined) validateBoolean(options.pretty, 'options.pretty');
   const base = options.base === undefined ? { pid: process.pid, hostname: os.hostname() } : options.base;
   if (base !== null) validateObject(base, 'options.base');
+  formattersOption(options.formatters);
   const redact = compileRedaction(options.redact);
   const serializers = compileSerializers(options.serializers, undefined);
-  const baseFields = { ...(base ?? {}), ...(options.name !== undefined ? { name: `${options.name}` } : {}) };
+  const named = options.name !== undefined ? { name: `${options.name}` } : {};
+  const baseFields = base === null ? named : bindingsFormatted(options.formatters, { ...base, ...named });
   const prefixText = serializeBindings(baseFields, redact, serializers);
   const messageKey = options.messageKey ?? 'msg';
   if (typeof messageKey !== 'string') throw invalidArgType('options.messageKey', 'string', messageKey);
@@ -498,25 +500,40 @@ function createLogger(options = {}) {
   return new Logger(shared, '', level, serializers, msgPrefixOption(options, ''));
 }
 
-// pino's formatters.level, called here once per level (what it returns
-// depends on the level's label and number alone) rather than once per line:
-// each level's members go to Rust, which writes them in place of
-// "level":N. pino's other formatters would need JS for every line, so they
-// are refused rather than ignored.
-function levelMembersOption(formatters) {
-  if (formatters === undefined) return undefined;
+// pino's formatters. Its formatters.log runs for every line, which would
+// take JS for every line here too: refused rather than ignored. The other
+// two run when the logger is made.
+function formattersOption(formatters) {
+  if (formatters === undefined) return;
   validateObject(formatters, 'options.formatters');
-  const other = Object.keys(formatters).find((key) => key !== 'level');
-  if (other !== undefined) throw invalidArgValue(`options.formatters.${other}`, formatters[other], 'is not supported (formatters.level is)');
-  if (formatters.level === undefined) return undefined;
-  validateFunction(formatters.level, 'options.formatters.level');
-  return LEVEL_NAMES.map((name) => {
-    const made = formatters.level(name, LEVELS[name]);
-    if (made === null || typeof made !== 'object' || Array.isArray(made)) {
-      throw invalidReturnValue('options.formatters.level', 'an object', made);
-    }
-    return serializeBindings(made);
-  });
+  const other = Object.keys(formatters).find((key) => key !== 'level' && key !== 'bindings');
+  if (other !== undefined) {
+    throw invalidArgValue(`options.formatters.${other}`, formatters[other], 'is not supported (formatters.level and formatters.bindings are)');
+  }
+  for (const key of ['level', 'bindings']) {
+    if (formatters[key] !== undefined) validateFunction(formatters[key], `options.formatters.${key}`);
+  }
+}
+
+function formattedObject(formatter, name, ...args) {
+  const made = formatter(...args);
+  if (made === null || typeof made !== 'object' || Array.isArray(made)) throw invalidReturnValue(name, 'an object', made);
+  return made;
+}
+
+// formatters.bindings, as pino calls it: once, on the base members (name
+// included). Not without a base, as in pino.
+function bindingsFormatted(formatters, baseMembers) {
+  if (formatters?.bindings === undefined) return baseMembers;
+  return formattedObject(formatters.bindings, 'options.formatters.bindings', baseMembers);
+}
+
+// formatters.level, called here once per level (what it returns depends on
+// the level's label and number alone) rather than once per line: each
+// level's members go to Rust, which writes them in place of "level":N.
+function levelMembersOption(formatters) {
+  if (formatters?.level === undefined) return undefined;
+  return LEVEL_NAMES.map((name) => serializeBindings(formattedObject(formatters.level, 'options.formatters.level', name, LEVELS[name])));
 }
 
 // pino's timestamp option, as src/line_shape.rs names its forms: true
