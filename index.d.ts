@@ -358,6 +358,12 @@ export interface LoggerOptions {
     level?: (label: LevelName, number: number) => Record<string, unknown>
     bindings?: (bindings: Record<string, unknown>) => Record<string, unknown>
   }
+  /**
+   * pino's mixin: members for every line, before the logged object's (which win). Called with
+   * the logged object, the level number and the logger, in the line's request context, the
+   * middleware's lines included. Returning anything but an object throws `ERR_INVALID_RETURN_VALUE`.
+   */
+  mixin?: (object: Record<string, unknown>, level: number, logger: Logger) => Record<string, unknown>
 }
 
 export type Serializers = Record<string, (value: any) => unknown>

@@ -511,6 +511,39 @@ describe('levels and children', () => {
     assert.equal(fs.readFileSync(disabled.file, 'utf8'), '');
   });
 
+  it("has pino's mixin: members for every line, the logged object's winning, in the line's context", async () => {
+    const pino = require('pino');
+    const err = new Error('boom');
+    err.stack = 'Error: boom';
+    const mixin = (object, level, logger) => ({ app: 'v1', a: 'from the mixin', level10: level / 10, hasLogger: typeof logger.info === 'function' });
+    const pinoLines = [];
+    const { file, log } = logTo({ base: null, timestamp: false, mixin });
+    for (const logger of [log, pino({ base: null, timestamp: false, mixin }, { write: (line) => pinoLines.push(line.trimEnd()) })]) {
+      logger.info('message only');
+      logger.info({ a: 'mine', b: 2 }, 'with an object');
+      logger.child({ k: 1 }).warn('from a child');
+      logger.error(err);
+    }
+    await log.flush();
+    assert.deepEqual(fs.readFileSync(file, 'utf8').split('\n').filter(Boolean), pinoLines);
+
+    // Inside a request, it sees the request, as the app's code does.
+    const seen = logTo({ mixin: () => ({ seenBy: RequestContext.current()?.requestId ?? 'none' }) });
+    await Promise.all(Array.from({ length: 20 }, (_, i) => RequestContext.run({ requestId: `mixed-${i}` }, async () => {
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * 5));
+      seen.log.info('in a request');
+    })));
+    seen.log.info('outside');
+    await seen.log.flush();
+    const lines = readLines(seen.file);
+    assert.equal(lines.length, 21);
+    for (const line of lines) assert.equal(line.seenBy, line.requestId ?? 'none');
+
+    const broken = logTo({ mixin: () => undefined });
+    assert.throws(() => broken.log.info('x'), { name: 'TypeError', code: 'ERR_INVALID_RETURN_VALUE' });
+    assert.throws(() => createLogger({ mixin: { app: 'v1' } }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
+  });
+
   it('rejects a messageKey, timestamp, formatters or enabled option it would misread', () => {
     assert.throws(() => createLogger({ messageKey: 5 }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
     for (const timestamp of ['unix', 0, () => `,"time":${Date.now()}`]) {

@@ -436,7 +436,7 @@ describe("a logger's msgPrefix", () => {
   });
 });
 
-describe("a logger's messageKey, timestamp and formatters.level", () => {
+describe("a logger's messageKey, timestamp, formatters.level and mixin", () => {
   it('shape the access lines too, batched or written at once', async () => {
     const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
     for (const sync of [false, true]) {
@@ -444,6 +444,8 @@ describe("a logger's messageKey, timestamp and formatters.level", () => {
         const file = tempFile();
         const logger = createLogger({
           destination: file, messageKey: 'message', timestamp, sync, formatters: { level: (label) => ({ severity: label.toUpperCase() }) },
+          // The access line is written with the request's context in hand, not entered: the mixin still sees it.
+          mixin: (object) => ({ mixedFor: RequestContext.current()?.requestId, sawStatus: object.status }),
         });
         const server = http.createServer(ambient.wrapHandler(async (req, res) => {
           await sleep(Math.random() * 5);
@@ -464,12 +466,39 @@ describe("a logger's messageKey, timestamp and formatters.level", () => {
           const mine = lines.filter((l) => l.requestId === id);
           assert.deepEqual(mine.map((l) => l.message).sort(), ['handling', 'request completed'], label);
           for (const line of mine) {
-            assert.deepEqual([line.msg, line.level, line.severity], [undefined, undefined, 'INFO'], label);
+            assert.deepEqual([line.msg, line.level, line.severity, line.mixedFor], [undefined, undefined, 'INFO', id], label);
+            assert.equal(line.sawStatus, line.message === 'request completed' ? 200 : undefined, label);
             if (timestamp === 'iso') assert.match(line.time, ISO, label);
             else assert.equal('time' in line, false, label);
           }
         }
       }
+    }
+  });
+
+  it("sees the request in the lines of requests the client left, which end outside the request's context", async () => {
+    const file = tempFile();
+    const logger = createLogger({ destination: file, mixin: () => ({ mixedFor: RequestContext.current()?.requestId ?? null }) });
+    const arrived = new Map();
+    const closed = [];
+    // Each request waits until its client has gone: no response can race the abort.
+    const server = http.createServer(ambient.wrapHandler((req, res) => {
+      closed.push(new Promise((resolve) => res.on('close', resolve)));
+      arrived.get(req.headers['x-request-id'])();
+    }, { logger }));
+    const port = await listen(server);
+    const ids = Array.from({ length: 8 }, (_, i) => `left-${i}`);
+    await Promise.all(ids.map((id) => new Promise((resolve) => {
+      const req = http.get({ host: '127.0.0.1', port, headers: { 'x-request-id': id }, agent: false });
+      req.on('error', () => resolve());
+      arrived.set(id, () => setTimeout(() => req.destroy(), Math.random() * 20));
+    })));
+    await Promise.all(closed);
+    server.close();
+    const lines = await linesOf({ file, logger });
+    for (const id of ids) {
+      const mine = lines.filter((l) => l.requestId === id);
+      assert.deepEqual(mine.map((l) => [l.msg, l.mixedFor]), [['request aborted', id]]);
     }
   });
 });

@@ -242,7 +242,7 @@ class Logger {
     this.#bindings = bindings;
     this.#serializers = serializers;
     this.#msgPrefix = msgPrefix;
-    this.#accessTakesGeneralPath = shared.pretty || shared.redact !== undefined ||
+    this.#accessTakesGeneralPath = shared.pretty || shared.redact !== undefined || shared.mixin !== undefined ||
       ACCESS_KEYS.some((key) => serializers?.has(key));
     this.level = level;
   }
@@ -372,6 +372,7 @@ class Logger {
 
   #writeIn(ctx, level, object, msg) {
     const shared = this.#shared;
+    if (shared.mixin !== undefined) object = this.#mixedIn(ctx, level, object);
     if (shared.access.count !== 0) shared.access.write();
     let result = 0;
     // Only a sync destination throws here: its write is made now.
@@ -387,6 +388,19 @@ class Logger {
       throw writeError(err);
     }
     this.#afterWrite(ctx, result);
+  }
+
+  // pino's mixin: its members go before the logged object's, which win.
+  // It runs in the line's context, as the app's own code does, even for the
+  // middleware's lines, which are written with the context in hand.
+  #mixedIn(ctx, level, object) {
+    const mixin = this.#shared.mixin;
+    const merged = object === undefined || Array.isArray(object) ? {} : object;
+    const made = ctx === undefined || ctx === RequestContext.current() ? mixin(merged, level, this) : ctx.run(mixin, merged, level, this);
+    if (made === null || typeof made !== 'object') throw invalidReturnValue('options.mixin', 'an object', made);
+    if (object === undefined) return made;
+    // As a line writes any other array: under `value`.
+    return Array.isArray(object) ? { ...made, value: object } : { ...made, ...object };
   }
 
   #afterWrite(ctx, result) {
@@ -468,12 +482,14 @@ function prettyLine(level, ctx, bindings, object, msg, redact, serializers) {
  * default pid and hostname; null for none), msgPrefix (put before every
  * message the logger is given), messageKey ('msg'), timestamp (true for
  * epoch ms, false for none, 'iso'), formatters (level and bindings),
+ * mixin (pino's: members for every line),
  * enabled (false writes nothing).
  */
 function createLogger(options = {}) {
   validateObject(options, 'options');
   // Checked now: a bad one would throw from a later log call.
   if (options.onDropped !== undefined) validateFunction(options.onDropped, 'options.onDropped');
+  if (options.mixin !== undefined) validateFunction(options.mixin, 'options.mixin');
   if (options.pretty !== undefined) validateBoolean(options.pretty, 'options.pretty');
   const base = options.base === undefined ? { pid: process.pid, hostname: os.hostname() } : options.base;
   if (base !== null) validateObject(base, 'options.base');
@@ -494,7 +510,7 @@ function createLogger(options = {}) {
     levelMembers: levelMembersOption(options.formatters),
   });
   const shared = {
-    destination, handle: destination.handle, redact, pretty: Boolean(options.pretty), onDropped: options.onDropped, messageKey,
+    destination, handle: destination.handle, redact, pretty: Boolean(options.pretty), onDropped: options.onDropped, messageKey, mixin: options.mixin,
     access: new AccessBatch(destination.handle, options.sync === true, options.onDropped),
   };
   return new Logger(shared, '', level, serializers, msgPrefixOption(options, ''));
