@@ -481,9 +481,9 @@ function prettyLine(level, ctx, bindings, object, msg, redact, serializers) {
  * member name to function), pretty (false), base (fields on every line;
  * default pid and hostname; null for none), msgPrefix (put before every
  * message the logger is given), messageKey ('msg'), timestamp (true for
- * epoch ms, false for none, 'iso'), formatters (level and bindings),
- * mixin (pino's: members for every line),
- * enabled (false writes nothing).
+ * epoch ms, false for none, 'iso'), formatters (level and bindings), mixin
+ * (members for every line), enabled (false writes nothing): those six as
+ * in pino.
  */
 function createLogger(options = {}) {
   validateObject(options, 'options');
@@ -499,21 +499,26 @@ function createLogger(options = {}) {
   const named = options.name !== undefined ? { name: `${options.name}` } : {};
   const baseFields = base === null ? named : bindingsFormatted(options.formatters, { ...base, ...named });
   const prefixText = serializeBindings(baseFields, redact, serializers);
-  const messageKey = options.messageKey ?? 'msg';
-  if (typeof messageKey !== 'string') throw invalidArgType('options.messageKey', 'string', messageKey);
+  const shape = lineShapeOptions(options);
   if (options.enabled !== undefined) validateBoolean(options.enabled, 'options.enabled');
   // pino's enabled: false is its silent level; a bad level still throws.
+  if (options.enabled === false && options.level !== undefined) levelValue(options.level);
   const level = options.enabled === false ? 'silent' : options.level ?? 'info';
-  if (level !== options.level && options.level !== undefined) levelValue(options.level);
-  const destination = openDestination({
-    ...options, prefix: prefixText ? `${prefixText},` : '', fieldCensor: fieldRedaction(redact), time: timeOption(options.timestamp), messageKey,
-    levelMembers: levelMembersOption(options.formatters),
-  });
+  const destination = openDestination({ ...options, ...shape, prefix: prefixText ? `${prefixText},` : '', fieldCensor: fieldRedaction(redact) });
   const shared = {
-    destination, handle: destination.handle, redact, pretty: Boolean(options.pretty), onDropped: options.onDropped, messageKey, mixin: options.mixin,
+    destination, handle: destination.handle, redact, pretty: Boolean(options.pretty), onDropped: options.onDropped,
+    messageKey: shape.messageKey, mixin: options.mixin,
     access: new AccessBatch(destination.handle, options.sync === true, options.onDropped),
   };
   return new Logger(shared, '', level, serializers, msgPrefixOption(options, ''));
+}
+
+// How every JSON line of the destination is shaped (src/line_shape.rs):
+// pino's messageKey, timestamp and formatters.level.
+function lineShapeOptions(options) {
+  const messageKey = options.messageKey ?? 'msg';
+  if (typeof messageKey !== 'string') throw invalidArgType('options.messageKey', 'string', messageKey);
+  return { messageKey, time: timeOption(options.timestamp), levelMembers: levelMembersOption(options.formatters) };
 }
 
 // pino's formatters. Its formatters.log runs for every line, which would

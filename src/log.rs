@@ -1,4 +1,5 @@
-//! JSON log lines, pino-compatible: `{"level":30,"time":…,…,"msg":"…"}`.
+//! JSON log lines, pino-compatible: `{"level":30,"time":…,…,"msg":"…"}`,
+//! or as the destination's line shape has them (`line_shape.rs`).
 //! JS crosses once per line with the level, the current context id, the
 //! pre-serialized bindings and object, and the message; Rust adds the
 //! context's ids and fields from the store, escapes every string, and hands
