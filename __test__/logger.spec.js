@@ -550,6 +550,11 @@ describe('levels and children', () => {
       assert.throws(() => createLogger({ timestamp }), { name: 'TypeError', code: 'ERR_INVALID_ARG_VALUE' }, String(timestamp));
     }
     assert.throws(() => createLogger({ enabled: 'no' }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
+    // pino options that would change what is written: refused, not ignored.
+    for (const [key, value] of Object.entries({ transport: { target: 'pino-pretty' }, customLevels: { http: 35 }, nestedKey: 'payload', errorKey: 'error' })) {
+      assert.throws(() => createLogger({ [key]: value }), { name: 'TypeError', code: 'ERR_INVALID_ARG_VALUE', message: new RegExp(`options\\.${key}`) }, key);
+    }
+    assert.throws(() => createLogger({ destination: tempFile() }).child({}, { redact: ['token'] }), { code: 'ERR_INVALID_ARG_VALUE', message: /options\.redact/ });
     // pino's other formatters run for every line: refused, not ignored.
     assert.throws(() => createLogger({ formatters: { log: (object) => object } }), { code: 'ERR_INVALID_ARG_VALUE', message: /formatters\.log/ });
     assert.throws(() => createLogger({ formatters: { level: 'info' } }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });

@@ -299,6 +299,8 @@ class Logger {
   child(bindings, options = {}) {
     validateObject(bindings, 'bindings');
     validateObject(options, 'options');
+    const notTaken = CHILD_OPTIONS_NOT_TAKEN.find((key) => options[key] !== undefined);
+    if (notTaken !== undefined) throw invalidArgValue(`options.${notTaken}`, options[notTaken], "is pino's, and ambient's child() does not take it");
     const serializers = compileSerializers(options.serializers, this.#serializers);
     const msgPrefix = msgPrefixOption(options, this.#msgPrefix);
     const text = serializeBindings(bindings, this.#shared.redact, serializers);
@@ -485,8 +487,18 @@ function prettyLine(level, ctx, bindings, object, msg, redact, serializers) {
  * (members for every line), enabled (false writes nothing): those six as
  * in pino.
  */
+// pino options that ambient does not take, and whose absence would change
+// what is written: refused rather than ignored, so code moving from pino
+// learns at once.
+const PINO_OPTIONS_NOT_TAKEN = ['transport', 'customLevels', 'useOnlyCustomLevels', 'levelComparator', 'nestedKey', 'errorKey',
+  'hooks', 'mixinMergeStrategy'];
+// The same for child(): a child shares its parent's destination and shape.
+const CHILD_OPTIONS_NOT_TAKEN = ['redact', 'customLevels', 'formatters'];
+
 function createLogger(options = {}) {
   validateObject(options, 'options');
+  const notTaken = PINO_OPTIONS_NOT_TAKEN.find((key) => options[key] !== undefined);
+  if (notTaken !== undefined) throw invalidArgValue(`options.${notTaken}`, options[notTaken], "is pino's, and ambient does not take it");
   // Checked now: a bad one would throw from a later log call.
   if (options.onDropped !== undefined) validateFunction(options.onDropped, 'options.onDropped');
   if (options.mixin !== undefined) validateFunction(options.mixin, 'options.mixin');
