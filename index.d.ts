@@ -364,6 +364,8 @@ export interface LoggerOptions {
    * middleware's lines included. Returning anything but an object throws `ERR_INVALID_RETURN_VALUE`.
    */
   mixin?: (object: Record<string, unknown>, level: number, logger: Logger) => Record<string, unknown>
+  /** pino's: the logged members (the mixin's included) go under this key, when there are any. */
+  nestedKey?: string
 }
 
 export type Serializers = Record<string, (value: any) => unknown>

@@ -511,7 +511,7 @@ describe('levels and children', () => {
     assert.equal(fs.readFileSync(disabled.file, 'utf8'), '');
   });
 
-  it("has pino's mixin: members for every line, the logged object's winning, in the line's context", async () => {
+  it("has pino's mixin and nestedKey: members for every line, the logged object's winning, in the line's context", async () => {
     const pino = require('pino');
     const err = new Error('boom');
     err.stack = 'Error: boom';
@@ -539,6 +539,27 @@ describe('levels and children', () => {
     assert.equal(lines.length, 21);
     for (const line of lines) assert.equal(line.seenBy, line.requestId ?? 'none');
 
+    // nestedKey puts the logged members, the mixin's too, under one key.
+    const nestedLines = [];
+    const nested = logTo({ base: null, timestamp: false, mixin, nestedKey: 'payload' });
+    const nestedPlain = logTo({ base: null, timestamp: false, nestedKey: 'payload' });
+    for (const [ours, theirs] of [
+      [nested.log, pino({ base: null, timestamp: false, mixin, nestedKey: 'payload' }, { write: (line) => nestedLines.push(line.trimEnd()) })],
+      [nestedPlain.log, pino({ base: null, timestamp: false, nestedKey: 'payload' }, { write: (line) => nestedLines.push(line.trimEnd()) })],
+    ]) {
+      for (const logger of [ours, theirs]) {
+        logger.info('message only');
+        logger.info({ a: 'mine', deep: { b: [1, 2] } }, 'with an object');
+        logger.info({}, 'an empty object');
+        logger.child({ k: 1 }).error(err);
+      }
+    }
+    await nested.log.flush();
+    await nestedPlain.log.flush();
+    const oursNested = [nested.file, nestedPlain.file].flatMap((file) => fs.readFileSync(file, 'utf8').split('\n').filter(Boolean));
+    assert.deepEqual(oursNested, nestedLines);
+    assert.throws(() => createLogger({ nestedKey: 5 }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
+
     const broken = logTo({ mixin: () => undefined });
     assert.throws(() => broken.log.info('x'), { name: 'TypeError', code: 'ERR_INVALID_RETURN_VALUE' });
     assert.throws(() => createLogger({ mixin: { app: 'v1' } }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
@@ -551,7 +572,7 @@ describe('levels and children', () => {
     }
     assert.throws(() => createLogger({ enabled: 'no' }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
     // pino options that would change what is written: refused, not ignored.
-    for (const [key, value] of Object.entries({ transport: { target: 'pino-pretty' }, customLevels: { http: 35 }, nestedKey: 'payload', errorKey: 'error' })) {
+    for (const [key, value] of Object.entries({ transport: { target: 'pino-pretty' }, customLevels: { http: 35 }, errorKey: 'error' })) {
       assert.throws(() => createLogger({ [key]: value }), { name: 'TypeError', code: 'ERR_INVALID_ARG_VALUE', message: new RegExp(`options\\.${key}`) }, key);
     }
     assert.throws(() => createLogger({ destination: tempFile() }).child({}, { redact: ['token'] }), { code: 'ERR_INVALID_ARG_VALUE', message: /options\.redact/ });

@@ -440,12 +440,12 @@ describe("a logger's messageKey, timestamp, formatters.level and mixin", () => {
   it('shape the access lines too, batched or written at once', async () => {
     const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
     for (const sync of [false, true]) {
-      for (const timestamp of ['iso', false]) {
+      for (const [timestamp, nestedKey] of [['iso', undefined], [false, 'payload']]) {
         const file = tempFile();
         const logger = createLogger({
-          destination: file, messageKey: 'message', timestamp, sync, formatters: { level: (label) => ({ severity: label.toUpperCase() }) },
+          destination: file, messageKey: 'message', timestamp, sync, nestedKey, formatters: { level: (label) => ({ severity: label.toUpperCase() }) },
           // The access line is written with the request's context in hand, not entered: the mixin still sees it.
-          mixin: (object) => ({ mixedFor: RequestContext.current()?.requestId, sawStatus: object.status }),
+          mixin: nestedKey === undefined ? (object) => ({ mixedFor: RequestContext.current()?.requestId, sawStatus: object.status }) : undefined,
         });
         const server = http.createServer(ambient.wrapHandler(async (req, res) => {
           await sleep(Math.random() * 5);
@@ -460,14 +460,19 @@ describe("a logger's messageKey, timestamp, formatters.level and mixin", () => {
         }));
         server.close();
         const lines = await linesOf({ file, logger });
-        const label = `sync ${sync}, timestamp ${timestamp}`;
+        const label = `sync ${sync}, timestamp ${timestamp}, nestedKey ${nestedKey}`;
         assert.equal(lines.length, 40, label);
         for (const id of ids) {
           const mine = lines.filter((l) => l.requestId === id);
           assert.deepEqual(mine.map((l) => l.message).sort(), ['handling', 'request completed'], label);
           for (const line of mine) {
-            assert.deepEqual([line.msg, line.level, line.severity, line.mixedFor], [undefined, undefined, 'INFO', id], label);
-            assert.equal(line.sawStatus, line.message === 'request completed' ? 200 : undefined, label);
+            assert.deepEqual([line.msg, line.level, line.severity], [undefined, undefined, 'INFO'], label);
+            if (nestedKey === undefined) {
+              assert.equal(line.mixedFor, id, label);
+              assert.equal(line.sawStatus, line.message === 'request completed' ? 200 : undefined, label);
+            } else if (line.message === 'request completed') {
+              assert.deepEqual([line.status, line[nestedKey].status, line[nestedKey].method], [undefined, 200, 'GET'], label);
+            }
             if (timestamp === 'iso') assert.match(line.time, ISO, label);
             else assert.equal('time' in line, false, label);
           }

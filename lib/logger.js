@@ -242,7 +242,7 @@ class Logger {
     this.#bindings = bindings;
     this.#serializers = serializers;
     this.#msgPrefix = msgPrefix;
-    this.#accessTakesGeneralPath = shared.pretty || shared.redact !== undefined || shared.mixin !== undefined ||
+    this.#accessTakesGeneralPath = shared.pretty || shared.redact !== undefined || shared.mixin !== undefined || shared.nestedKey !== undefined ||
       ACCESS_KEYS.some((key) => serializers?.has(key));
     this.level = level;
   }
@@ -375,6 +375,9 @@ class Logger {
   #writeIn(ctx, level, object, msg) {
     const shared = this.#shared;
     if (shared.mixin !== undefined) object = this.#mixedIn(ctx, level, object);
+    // pino's nestedKey: the logged members (the mixin's included) under one
+    // key, when there are any.
+    if (shared.nestedKey !== undefined && object !== undefined && Object.keys(object).length > 0) object = { [shared.nestedKey]: object };
     if (shared.access.count !== 0) shared.access.write();
     let result = 0;
     // Only a sync destination throws here: its write is made now.
@@ -484,14 +487,14 @@ function prettyLine(level, ctx, bindings, object, msg, redact, serializers) {
  * default pid and hostname; null for none), msgPrefix (put before every
  * message the logger is given), messageKey ('msg'), timestamp (true for
  * epoch ms, false for none, 'iso'), formatters (level and bindings), mixin
- * (members for every line), enabled (false writes nothing): those six as
- * in pino.
+ * (members for every line), nestedKey (the logged members under one key),
+ * enabled (false writes nothing): those seven as in pino.
  */
 // pino options that ambient does not take, and whose absence would change
 // what is written: refused rather than ignored, so code moving from pino
 // learns at once.
-const PINO_OPTIONS_NOT_TAKEN = ['transport', 'customLevels', 'useOnlyCustomLevels', 'levelComparator', 'nestedKey', 'errorKey',
-  'hooks', 'mixinMergeStrategy'];
+const PINO_OPTIONS_NOT_TAKEN = ['transport', 'customLevels', 'useOnlyCustomLevels', 'levelComparator', 'errorKey', 'hooks',
+  'mixinMergeStrategy'];
 // The same for child(): a child shares its parent's destination and shape.
 const CHILD_OPTIONS_NOT_TAKEN = ['redact', 'customLevels', 'formatters'];
 
@@ -502,6 +505,7 @@ function createLogger(options = {}) {
   // Checked now: a bad one would throw from a later log call.
   if (options.onDropped !== undefined) validateFunction(options.onDropped, 'options.onDropped');
   if (options.mixin !== undefined) validateFunction(options.mixin, 'options.mixin');
+  if (options.nestedKey !== undefined && typeof options.nestedKey !== 'string') throw invalidArgType('options.nestedKey', 'string', options.nestedKey);
   if (options.pretty !== undefined) validateBoolean(options.pretty, 'options.pretty');
   const base = options.base === undefined ? { pid: process.pid, hostname: os.hostname() } : options.base;
   if (base !== null) validateObject(base, 'options.base');
@@ -519,7 +523,7 @@ function createLogger(options = {}) {
   const destination = openDestination({ ...options, ...shape, prefix: prefixText ? `${prefixText},` : '', fieldCensor: fieldRedaction(redact) });
   const shared = {
     destination, handle: destination.handle, redact, pretty: Boolean(options.pretty), onDropped: options.onDropped,
-    messageKey: shape.messageKey, mixin: options.mixin,
+    messageKey: shape.messageKey, mixin: options.mixin, nestedKey: options.nestedKey,
     access: new AccessBatch(destination.handle, options.sync === true, options.onDropped),
   };
   return new Logger(shared, '', level, serializers, msgPrefixOption(options, ''));

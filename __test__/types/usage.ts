@@ -79,7 +79,7 @@ const prefixed = createLogger({ msgPrefix: '[api] ' }).child({ component: 'db' }
 prefixed.setBindings({ table: 'orders' })
 const prefix: string | undefined = prefixed.msgPrefix
 createLogger({ messageKey: 'message', timestamp: 'iso', enabled: process.env.NODE_ENV !== 'test' })
-createLogger({ mixin: (object, level) => ({ appVersion: '1.2.3', loud: level >= 50 }) })
+createLogger({ mixin: (object, level) => ({ appVersion: '1.2.3', loud: level >= 50 }), nestedKey: 'payload' })
 createLogger({ timestamp: false, formatters: { level: (label) => ({ severity: label.toUpperCase() }), bindings: ({ hostname }) => ({ host: hostname }) } })
 void warnValue; void infoLabel; void childBindings
 createLogger({ serializers: { user: (user: { id: number }) => user.id, err: (err: Error) => ({ text: err.message }) } })
