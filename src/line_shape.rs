@@ -7,6 +7,8 @@
 use std::io::Write;
 use std::time::{Duration, UNIX_EPOCH};
 
+use crate::log::push_json_string;
+
 /// The `time` member: epoch milliseconds (pino's default), an RFC 3339
 /// string (pino's `stdTimeFunctions.isoTime`), or none (`timestamp: false`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,7 +54,8 @@ const ISO_TIME_MAX_MS: u64 = 253_402_300_799_999;
 
 impl LineShape {
   pub fn new(time: TimeFormat, message_key: &str, members: String) -> LineShape {
-    let mut key = serde_json::to_vec(message_key).unwrap_or_else(|_| b"\"msg\"".to_vec());
+    let mut key = Vec::with_capacity(message_key.len() + 3);
+    push_json_string(&mut key, message_key);
     key.push(b':');
     LineShape { levels: None, time, message_key: key.into(), members: members.into() }
   }

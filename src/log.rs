@@ -22,7 +22,7 @@ use crate::writer::{DeferredLines, Sink, WhenFull, Writer};
 /// Largest integer a JS reader gets back exactly from a JSON number.
 const MAX_SAFE_INTEGER: i64 = (1 << 53) - 1;
 
-fn push_json_string(out: &mut Vec<u8>, s: &str) {
+pub(crate) fn push_json_string(out: &mut Vec<u8>, s: &str) {
   // Most strings (ids, methods, paths, messages) need no escaping: copy
   // those as they are. Otherwise serde_json escapes quotes, backslashes and
   // every control character (CR and LF included), so no value can end a
