@@ -291,6 +291,12 @@ export declare const traceContext: {
 export declare function newRequestId(): string
 
 export type LevelName = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal'
+/**
+ * A built-in level or one of the custom levels a logger's type names. Written this way so that
+ * the custom levels are inferred from `customLevels` (or the logger) alone, never from a level
+ * given beside them.
+ */
+type LevelOf<CustomLevels extends string> = LevelName | [CustomLevels][CustomLevels extends unknown ? 0 : never]
 
 /** pino's redact object. */
 export interface RedactOptions {
@@ -301,9 +307,18 @@ export interface RedactOptions {
   remove?: boolean
 }
 
-export interface LoggerOptions {
-  /** Lowest level written. Default 'info'; 'silent' writes nothing. */
-  level?: LevelName | 'silent'
+export interface LoggerOptions<CustomLevels extends string = never> {
+  /** Lowest level written, by name or number. Default 'info'; 'silent' writes nothing. */
+  level?: LevelOf<CustomLevels> | 'silent' | number
+  /**
+   * pino's: levels of your own, name to number (an integer from 0 to 2^32 - 1), each a method
+   * of the logger: `{ audit: 35 }` gives `log.audit()`, whose lines carry `"level":35`. A name
+   * must be an identifier other than 'silent', a built-in level or a logger member, and no two
+   * levels may share a number; either throws `ERR_INVALID_ARG_VALUE`. A child has its parent's.
+   */
+  customLevels?: Record<CustomLevels, number>
+  /** pino's: only `customLevels`, without trace to fatal. Default false. */
+  useOnlyCustomLevels?: boolean
   /** Written as `name` on every line. */
   name?: string
   /** 'stdout' (default), 'stderr', 1, 2, a file path or { path }. A file is created if missing and appended to; one that cannot be opened throws as `fs.openSync()` would (`code: 'ENOENT'`, `syscall: 'open'`, `path`). */
@@ -355,7 +370,7 @@ export interface LoggerOptions {
    * `ERR_INVALID_ARG_VALUE`.
    */
   formatters?: {
-    level?: (label: LevelName, number: number) => Record<string, unknown>
+    level?: (label: LevelOf<CustomLevels>, number: number) => Record<string, unknown>
     bindings?: (bindings: Record<string, unknown>) => Record<string, unknown>
   }
   /**
@@ -363,7 +378,7 @@ export interface LoggerOptions {
    * the logged object, the level number and the logger, in the line's request context, the
    * middleware's lines included. Returning anything but an object throws `ERR_INVALID_RETURN_VALUE`.
    */
-  mixin?: (object: Record<string, unknown>, level: number, logger: Logger) => Record<string, unknown>
+  mixin?: (object: Record<string, unknown>, level: number, logger: Logger<[CustomLevels][CustomLevels extends unknown ? 0 : never]>) => Record<string, unknown>
   /** pino's: the logged members (the mixin's included) go under this key, when there are any. */
   nestedKey?: string
 }
@@ -378,19 +393,26 @@ type LogFn = {
 /**
  * A pino-compatible JSON logger: one object per line with numeric `level`,
  * `time` and `msg`, plus the current request context's requestId, traceId,
- * spanId and fields.
+ * spanId and fields. Each custom level is a method too.
  */
-export interface Logger {
-  level: LevelName | 'silent'
+export type Logger<CustomLevels extends string = never> = LoggerMembers<CustomLevels> & { [Level in CustomLevels]: LogFn }
+
+export interface LoggerMembers<CustomLevels extends string = never> {
+  /** The level's name; set it by name or number. */
+  get level(): LevelName | CustomLevels | 'silent'
+  set level(level: LevelName | CustomLevels | 'silent' | number)
   trace: LogFn
   debug: LogFn
   info: LogFn
   warn: LogFn
   error: LogFn
   fatal: LogFn
-  isLevelEnabled(level: LevelName): boolean
-  /** pino's level maps: names to numbers and numbers to names. */
-  readonly levels: { readonly values: Readonly<Record<LevelName, number>>; readonly labels: Readonly<Record<number, LevelName>> }
+  isLevelEnabled(level: LevelName | CustomLevels | 'silent' | number): boolean
+  /** pino's level maps: names to numbers and numbers to names, custom levels included. */
+  readonly levels: {
+    readonly values: Readonly<Record<LevelName | CustomLevels, number>>
+    readonly labels: Readonly<Record<number, LevelName | CustomLevels>>
+  }
   /** Writes nothing, as pino's `silent` does, for code that picks the method by level name. */
   silent(...args: unknown[]): void
   /** The bindings of this logger and its parents, as written (serialized and redacted). */
@@ -403,7 +425,10 @@ export interface Logger {
    * A logger whose lines also carry `bindings`; shares the destination. Its `serializers` add to
    * this logger's, and its `msgPrefix` is appended to this logger's.
    */
-  child(bindings: Record<string, unknown>, options?: { level?: LevelName | 'silent', serializers?: Serializers, msgPrefix?: string }): Logger
+  child(
+    bindings: Record<string, unknown>,
+    options?: { level?: LevelName | CustomLevels | 'silent' | number, serializers?: Serializers, msgPrefix?: string },
+  ): Logger<CustomLevels>
   /** Resolves once every line logged so far is written. */
   flush(): Promise<void>
   /** pino's form: calls back once every line logged so far is written, with the write's error if it failed. */
@@ -414,7 +439,7 @@ export interface Logger {
   readonly dropped: number
 }
 
-export declare function createLogger(options?: LoggerOptions): Logger
+export declare function createLogger<CustomLevels extends string = never>(options?: LoggerOptions<CustomLevels>): Logger<CustomLevels>
 export declare const levels: Readonly<Record<LevelName, number>>
 
 /** Another logger (pino, winston) the middleware can log through: the methods it calls. */
@@ -425,9 +450,13 @@ export interface LoggerLike {
   error(...args: any[]): unknown
 }
 
-export interface MiddlewareOptions {
-  /** Default: a new `createLogger()`. pino and winston loggers are called their own way. */
-  logger?: Logger | LoggerLike
+
+export interface MiddlewareOptions<CustomLevels extends string = never> {
+  /**
+   * Default: a new `createLogger()`. pino and winston loggers are called their own way. The
+   * logger's custom levels may be the access line's `level`.
+   */
+  logger?: Logger<CustomLevels> | LoggerLike
   /** Header carrying the request id. Default 'x-request-id'. */
   requestIdHeader?: string
   /** Echo the request id and traceparent on the response. Default true. */
@@ -441,11 +470,11 @@ export interface MiddlewareOptions {
    * adapter); 'silent' writes no line for that request (a health check). Returning anything
    * else throws `ERR_INVALID_RETURN_VALUE`.
    */
-  level?: LevelName | ((req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse, err: unknown) => LevelName | 'silent')
+  level?: LevelOf<CustomLevels> | ((req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse, err: unknown) => LevelOf<CustomLevels> | 'silent')
   completedMessage?: string
 }
 
-export interface AdapterOptions extends MiddlewareOptions {
+export interface AdapterOptions<CustomLevels extends string = never> extends MiddlewareOptions<CustomLevels> {
   /**
    * Koa and Fastify have no place for an error middleware after the routes,
    * so their adapters log a request that failed with a server error (status
@@ -458,7 +487,7 @@ export interface AdapterOptions extends MiddlewareOptions {
 type RequestHandler = (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse, next: (err?: unknown) => void) => void
 
 /** Express (4 and 5) middleware: one request context per request, logged when it completes. */
-export declare function middleware(options?: MiddlewareOptions): RequestHandler
+export declare function middleware<CustomLevels extends string = never>(options?: MiddlewareOptions<CustomLevels>): RequestHandler
 /**
  * Express error middleware: logs the error in the request's context and passes it on; at 'warn' when its
  * `status` (or `statusCode`) makes Express answer with a 4xx, at 'error' otherwise.
@@ -468,9 +497,9 @@ export declare function errorLogger(options?: { logger?: Logger | LoggerLike }):
  * The same per-request context for a plain node:http handler. An async handler's rejection is
  * logged as 'request failed' with the request id, then left unhandled as it would be unwrapped.
  */
-export declare function wrapHandler<H extends (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => unknown>(handler: H, options?: MiddlewareOptions): (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => void
+export declare function wrapHandler<H extends (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => unknown, CustomLevels extends string = never>(handler: H, options?: MiddlewareOptions<CustomLevels>): (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => void
 /** Koa middleware: one request context per request, everything downstream inside it, logged when it completes. */
-export declare function koa(options?: AdapterOptions): (ctx: { req: import('node:http').IncomingMessage; res: import('node:http').ServerResponse }, next: () => Promise<unknown>) => Promise<void>
+export declare function koa<CustomLevels extends string = never>(options?: AdapterOptions<CustomLevels>): (ctx: { req: import('node:http').IncomingMessage; res: import('node:http').ServerResponse }, next: () => Promise<unknown>) => Promise<void>
 
 type FastifyRaw = { raw: import('node:http').IncomingMessage }
 type FastifyReplyRaw = { raw: import('node:http').ServerResponse }

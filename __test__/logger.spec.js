@@ -565,6 +565,75 @@ describe('levels and children', () => {
     assert.throws(() => createLogger({ mixin: { app: 'v1' } }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
   });
 
+  it("has pino's customLevels and useOnlyCustomLevels: a method per level, its number on the line, as pino writes it", async () => {
+    const pino = require('pino');
+    const customLevels = { audit: 35, notice: 25, verbose: 15 };
+    // With only custom levels, info() and the other built-in methods are
+    // absent, in both.
+    const calls = (logger) => {
+      for (const level of ['trace', 'verbose', 'debug', 'notice', 'info', 'audit', 'warn']) logger[level]?.({ via: level }, `at ${level}`);
+      logger.child({ c: 1 }).audit('from a child');
+      logger.level = 'audit';
+      logger.notice('now filtered');
+      logger.info?.('filtered too');
+      logger.audit('still written');
+      logger.level = 'verbose';
+      logger.verbose('written again');
+    };
+    for (const options of [
+      { customLevels, level: 'notice' },
+      { customLevels, level: 15 },
+      { customLevels, useOnlyCustomLevels: true, level: 'verbose' },
+      { customLevels, formatters: { level: (label, number) => ({ severity: label.toUpperCase(), number }) } },
+      { customLevels, useOnlyCustomLevels: true, level: 'notice', formatters: { level: (label) => ({ level: label }) } },
+    ]) {
+      const label = require('node:util').inspect(options);
+      const pinoLines = [];
+      const theirs = pino({ base: null, timestamp: false, ...options }, { write: (line) => pinoLines.push(line.trimEnd()) });
+      const { file, log } = logTo({ base: null, timestamp: false, ...options });
+      assert.deepEqual(log.levels, theirs.levels, `${label}: pino's levels maps`);
+      assert.equal(log.level, theirs.level, label);
+      for (const level of ['trace', 'verbose', 'notice', 'info', 'audit', 'fatal']) {
+        assert.equal(typeof log[level], typeof theirs[level], `${label}: ${level}()`);
+        if (typeof theirs[level] === 'function') assert.equal(log.isLevelEnabled(level), theirs.isLevelEnabled(level), `${label}: isLevelEnabled(${level})`);
+      }
+      calls(log);
+      calls(theirs);
+      await log.flush();
+      const ours = fs.readFileSync(file, 'utf8').split('\n').filter(Boolean);
+      assert.deepEqual(ours, pinoLines, label);
+      assert.ok(ours.length >= 5, `${label}: ${ours.length} lines`);
+    }
+
+    // Pretty lines name a custom level as they name the built-in ones.
+    const pretty = logTo({ customLevels, pretty: true, level: 'verbose' });
+    pretty.log.audit('checked');
+    pretty.log.verbose('detail');
+    await pretty.log.flush();
+    assert.match(fs.readFileSync(pretty.file, 'utf8'), /^\S+ AUDIT checked\n\S+ VERBOSE detail\n$/);
+  });
+
+  it('refuses custom levels that would make a line or a method ambiguous', () => {
+    const invalid = { name: 'TypeError', code: 'ERR_INVALID_ARG_VALUE' };
+    for (const customLevels of [{ info: 35 }, { silent: 70 }, { child: 35 }, { flush: 35 }, { toString: 35 }, { 'two words': 35 }, { '': 35 }]) {
+      assert.throws(() => createLogger({ customLevels }), { ...invalid, message: /a level's name must be/ }, Object.keys(customLevels)[0]);
+    }
+    assert.throws(() => createLogger({ customLevels: { loud: 40 } }), { ...invalid, message: /is level 'warn' already/ });
+    assert.throws(() => createLogger({ customLevels: { a: 35, b: 35 } }), { ...invalid, message: /is level 'a' already/ });
+    for (const value of [1.5, -1, 2 ** 32, '35', NaN]) {
+      assert.throws(() => createLogger({ customLevels: { audit: value } }), { ...invalid, message: /customLevels\.audit' must be an integer/ }, String(value));
+    }
+    assert.throws(() => createLogger({ customLevels: 'audit' }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
+    assert.throws(() => createLogger({ customLevels: {}, useOnlyCustomLevels: true }), { ...invalid, message: /at least one level/ });
+    assert.throws(() => createLogger({ useOnlyCustomLevels: true }), { ...invalid, message: /needs options\.customLevels/ });
+    assert.throws(() => createLogger({ customLevels: { audit: 35 }, useOnlyCustomLevels: 'yes' }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
+    // pino's default level, info, is gone with only custom levels.
+    assert.throws(() => createLogger({ customLevels: { audit: 35 }, useOnlyCustomLevels: true }), { ...invalid, message: /'options\.level' must be one of audit, silent/ });
+    const { log } = logTo({ customLevels: { audit: 35 } });
+    assert.throws(() => { log.level = 'loud'; }, { ...invalid, message: /must be one of trace, debug, info, warn, error, fatal, audit, silent/ });
+    assert.throws(() => log.child({}, { customLevels: { other: 36 } }), { ...invalid, message: /options\.customLevels/ });
+  });
+
   it('rejects a messageKey, timestamp, formatters or enabled option it would misread', () => {
     assert.throws(() => createLogger({ messageKey: 5 }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
     for (const timestamp of ['unix', 0, () => `,"time":${Date.now()}`]) {
@@ -572,7 +641,7 @@ describe('levels and children', () => {
     }
     assert.throws(() => createLogger({ enabled: 'no' }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
     // pino options that would change what is written: refused, not ignored.
-    for (const [key, value] of Object.entries({ transport: { target: 'pino-pretty' }, customLevels: { http: 35 }, errorKey: 'error' })) {
+    for (const [key, value] of Object.entries({ transport: { target: 'pino-pretty' }, levelComparator: 'DESC', errorKey: 'error' })) {
       assert.throws(() => createLogger({ [key]: value }), { name: 'TypeError', code: 'ERR_INVALID_ARG_VALUE', message: new RegExp(`options\\.${key}`) }, key);
     }
     assert.throws(() => createLogger({ destination: tempFile() }).child({}, { redact: ['token'] }), { code: 'ERR_INVALID_ARG_VALUE', message: /options\.redact/ });

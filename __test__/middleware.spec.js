@@ -327,6 +327,61 @@ describe('a level function', () => {
     assert.equal(RequestContext.stats().ended - endedBefore, sent.length, 'every request ended, the silent ones too');
   });
 
+  it("may pick the logger's custom levels, ambient's or pino's, for access lines batched or written at once", async () => {
+    const pino = require('pino');
+    const express = require('express');
+    const customLevels = { http: 25, audit: 35 };
+    const pinoLines = [];
+    const loggers = {
+      batched: { ...tempLog(), logger: undefined },
+      sync: { ...tempLog(), logger: undefined },
+      pino: pino({ customLevels, level: 'http', mixin: ambient.pinoMixin() }, { write: (line) => pinoLines.push(JSON.parse(line)) }),
+    };
+    loggers.batched.logger = createLogger({ destination: loggers.batched.file, customLevels, level: 'http' });
+    loggers.sync.logger = createLogger({ destination: loggers.sync.file, customLevels, level: 'http', sync: true });
+    const servers = [];
+    const sent = [];
+    for (const [kind, log] of Object.entries(loggers)) {
+      const logger = kind === 'pino' ? log : log.logger;
+      const app = express();
+      app.use(ambient.middleware({ logger, level: (req, res) => (req.url.startsWith('/admin') ? 'audit' : res.statusCode >= 400 ? 'warn' : 'http') }));
+      app.get('/admin/:n', async (req, res) => { await sleep(Math.random() * 5); res.send('done'); });
+      app.get('/item/:n', async (req, res) => { await sleep(Math.random() * 5); res.status(req.params.n % 3 ? 200 : 404).send('x'); });
+      const server = http.createServer(app);
+      servers.push(server);
+      const port = await listen(server);
+      for (let i = 0; i < 15; i++) sent.push({ kind, port, id: `${kind}-${i}`, path: i % 2 ? `/admin/${i}` : `/item/${i}` });
+    }
+    // A fixed level names a custom one too.
+    const fixed = tempLog();
+    fixed.logger = createLogger({ destination: fixed.file, customLevels, level: 'http' });
+    const fixedServer = http.createServer(ambient.wrapHandler((req, res) => res.end('ok'), { logger: fixed.logger, level: 'http' }));
+    servers.push(fixedServer);
+    const fixedPort = await listen(fixedServer);
+    try {
+      await Promise.all([
+        ...sent.map(async ({ port, id, path: urlPath }) => {
+          await sleep(Math.random() * 5);
+          return request(port, { path: urlPath, headers: { 'x-request-id': id } });
+        }),
+        request(fixedPort, { headers: { 'x-request-id': 'fixed-http' } }),
+      ]);
+    } finally {
+      for (const server of servers) server.close();
+    }
+    const written = { batched: await linesOf(loggers.batched), sync: await linesOf(loggers.sync), pino: pinoLines };
+    for (const { kind, id, path: urlPath } of sent) {
+      const mine = written[kind].filter((l) => l.requestId === id);
+      const n = Number(urlPath.split('/')[2]);
+      const expected = urlPath.startsWith('/admin') ? 35 : n % 3 ? 25 : 40;
+      assert.deepEqual(mine.map((l) => [l.msg, l.level, l.url]), [['request completed', expected, urlPath]], `${kind} ${id}`);
+    }
+    assert.deepEqual((await linesOf(fixed)).map((l) => [l.requestId, l.level]), [['fixed-http', 25]]);
+    // A name the logger does not have is still refused.
+    const other = tempLog();
+    assert.throws(() => ambient.middleware({ logger: other.logger, level: 'http' }), { code: 'ERR_INVALID_ARG_VALUE' });
+  });
+
   it('that returns no level throws ERR_INVALID_RETURN_VALUE, and the request still ends', () => {
     const { Writable } = require('node:stream');
     for (const [logger, returned] of [[tempLog().logger, 'loud'], [tempLog().logger, undefined], [require('pino')({ level: 'silent' }), 'verbose']]) {

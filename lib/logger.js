@@ -12,12 +12,6 @@ const { compileRedaction, compileSerializers, fieldRedaction, serializeObject, s
 const { invalidArgType, invalidArgValue, invalidReturnValue, validateObject, validateFunction, validateBoolean } = require('./errors');
 
 const LEVELS = Object.freeze({ trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60 });
-const LEVEL_NAMES = Object.keys(LEVELS);
-// pino's logger.levels, for code that maps between names and numbers with it.
-const LEVEL_MAPS = Object.freeze({
-  values: LEVELS,
-  labels: Object.freeze(Object.fromEntries(LEVEL_NAMES.map((name) => [LEVELS[name], name]))),
-});
 const WRITE_IN = Symbol('ambient.logger.writeIn');
 const WRITE_ACCESS = Symbol('ambient.logger.writeAccess');
 const USED_AFTER_END = 1;
@@ -66,8 +60,8 @@ function installExitHooks() {
 }
 
 function openDestination(options) {
-  const { destination = 'stdout', sync = false, whenFull = 'block', bufferBytes, prefix, fieldCensor, time, messageKey, levelMembers } = options;
-  const config = { sync, whenFull, bufferBytes, prefix, time, messageKey, levelMembers, ...fieldCensor };
+  const { destination = 'stdout', sync = false, whenFull = 'block', bufferBytes, prefix, fieldCensor, time, messageKey, levelValues, levelMembers } = options;
+  const config = { sync, whenFull, bufferBytes, prefix, time, messageKey, levelValues, levelMembers, ...fieldCensor };
   if (destination === 'stdout' || destination === 1) config.fd = 1;
   else if (destination === 'stderr' || destination === 2) config.fd = 2;
   else if (typeof destination === 'string') config.path = destination;
@@ -123,11 +117,23 @@ function rethrowWriteError(err) {
   throw writeError(err);
 }
 
-function levelValue(level) {
-  if (typeof level === 'number' && LEVEL_NAMES.some((name) => LEVELS[name] === level)) return level;
-  if (typeof level === 'string' && Object.hasOwn(LEVELS, level)) return LEVELS[level];
+// A logger's levels as pino's logger.levels has them, for code that maps
+// between names and numbers: values (name to number) and labels (number to
+// name).
+function levelMaps(values) {
+  return Object.freeze({
+    values: Object.freeze({ ...values }),
+    labels: Object.freeze(Object.fromEntries(Object.entries(values).map(([name, value]) => [value, name]))),
+  });
+}
+
+const DEFAULT_LEVEL_MAPS = levelMaps(LEVELS);
+
+function levelValue(levels, level, name = 'level') {
+  if (typeof level === 'number' && Object.hasOwn(levels.labels, level)) return level;
+  if (typeof level === 'string' && Object.hasOwn(levels.values, level)) return levels.values[level];
   if (level === 'silent') return Infinity;
-  throw invalidArgValue('level', level, `must be one of ${[...LEVEL_NAMES, 'silent'].join(', ')}`);
+  throw invalidArgValue(name, level, `must be one of ${[...Object.keys(levels.values), 'silent'].join(', ')}`);
 }
 
 // The middleware's access lines, one per request, gathered per destination
@@ -205,8 +211,6 @@ function writeScheduled(batch) {
   batch.write();
 }
 
-const PRETTY_LABELS = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO ', 40: 'WARN ', 50: 'ERROR', 60: 'FATAL' };
-
 function noop() {}
 
 // The access line's members: a serializer for one of them sends the line
@@ -248,24 +252,26 @@ class Logger {
   }
 
   get level() {
-    return LEVEL_MAPS.labels[this.#level] ?? 'silent';
+    return this.#shared.levels.labels[this.#level] ?? 'silent';
   }
 
   /** Disabled levels become no-op methods, so a filtered call costs nothing. */
   set level(level) {
-    this.#level = levelValue(level);
-    for (const name of LEVEL_NAMES) {
-      const value = LEVELS[name];
+    const { values } = this.#shared.levels;
+    this.#level = levelValue(this.#shared.levels, level);
+    for (const name of Object.keys(values)) {
+      const value = values[name];
       this[name] = value >= this.#level ? (...args) => this.#write(value, args) : noop;
     }
   }
 
   isLevelEnabled(level) {
-    return levelValue(level) >= this.#level;
+    return levelValue(this.#shared.levels, level) >= this.#level;
   }
 
+  /** pino's: the levels' names to numbers (values) and numbers to names (labels), custom ones included. */
   get levels() {
-    return LEVEL_MAPS;
+    return this.#shared.levels;
   }
 
   /** pino's: logging at level 'silent' writes nothing. */
@@ -383,7 +389,7 @@ class Logger {
     // Only a sync destination throws here: its write is made now.
     try {
       if (shared.pretty) {
-        shared.destination.writeRaw(prettyLine(level, ctx, this.#bindings, object, msg, shared.redact, this.#serializers));
+        shared.destination.writeRaw(prettyLine(shared.prettyLabels[level], ctx, this.#bindings, object, msg, shared.redact, this.#serializers));
         return;
       }
       result = native.logWrite(shared.handle, level, ctx === undefined ? -1 : ctx.id,
@@ -449,11 +455,11 @@ function pad(n, width = 2) {
 
 // One readable line for a development terminal:
 // 12:04:05.123 INFO  [request id trace:first 8 of the trace id] message key=value ...
-function prettyLine(level, ctx, bindings, object, msg, redact, serializers) {
+function prettyLine(label, ctx, bindings, object, msg, redact, serializers) {
   const now = new Date();
   const time = `${pad(now.getHours())}:${pad(now.getMinutes())}:${pad(now.getSeconds())}.${pad(now.getMilliseconds(), 3)}`;
   const members = ctx === undefined ? [] : [ctx.fields()];
-  const parts = [time, PRETTY_LABELS[level]];
+  const parts = [time, label];
   if (ctx !== undefined) {
     const { requestId, traceId } = ctx.ids();
     parts.push(`[${requestId} trace:${traceId.slice(0, 8)}]`);
@@ -488,15 +494,15 @@ function prettyLine(level, ctx, bindings, object, msg, redact, serializers) {
  * message the logger is given), messageKey ('msg'), timestamp (true for
  * epoch ms, false for none, 'iso'), formatters (level and bindings), mixin
  * (members for every line), nestedKey (the logged members under one key),
- * enabled (false writes nothing): those seven as in pino.
+ * enabled (false writes nothing), customLevels (name to number, each a
+ * method) and useOnlyCustomLevels: those nine as in pino.
  */
 // pino options that ambient does not take, and whose absence would change
 // what is written: refused rather than ignored, so code moving from pino
 // learns at once.
-const PINO_OPTIONS_NOT_TAKEN = ['transport', 'customLevels', 'useOnlyCustomLevels', 'levelComparator', 'errorKey', 'hooks',
-  'mixinMergeStrategy'];
+const PINO_OPTIONS_NOT_TAKEN = ['transport', 'levelComparator', 'errorKey', 'hooks', 'mixinMergeStrategy'];
 // The same for child(): a child shares its parent's destination and shape.
-const CHILD_OPTIONS_NOT_TAKEN = ['redact', 'customLevels', 'formatters'];
+const CHILD_OPTIONS_NOT_TAKEN = ['redact', 'customLevels', 'useOnlyCustomLevels', 'formatters'];
 
 function createLogger(options = {}) {
   validateObject(options, 'options');
@@ -510,19 +516,21 @@ function createLogger(options = {}) {
   const base = options.base === undefined ? { pid: process.pid, hostname: os.hostname() } : options.base;
   if (base !== null) validateObject(base, 'options.base');
   formattersOption(options.formatters);
+  const levels = levelsOption(options);
   const redact = compileRedaction(options.redact);
   const serializers = compileSerializers(options.serializers, undefined);
   const named = options.name !== undefined ? { name: `${options.name}` } : {};
   const baseFields = base === null ? named : bindingsFormatted(options.formatters, { ...base, ...named });
   const prefixText = serializeBindings(baseFields, redact, serializers);
-  const shape = lineShapeOptions(options);
+  const shape = lineShapeOptions(options, levels);
   if (options.enabled !== undefined) validateBoolean(options.enabled, 'options.enabled');
   // pino's enabled: false is its silent level; a bad level still throws.
-  if (options.enabled === false && options.level !== undefined) levelValue(options.level);
   const level = options.enabled === false ? 'silent' : options.level ?? 'info';
+  levelValue(levels, options.level ?? level, 'options.level');
   const destination = openDestination({ ...options, ...shape, prefix: prefixText ? `${prefixText},` : '', fieldCensor: fieldRedaction(redact) });
   const shared = {
-    destination, handle: destination.handle, redact, pretty: Boolean(options.pretty), onDropped: options.onDropped,
+    destination, handle: destination.handle, redact, pretty: Boolean(options.pretty), onDropped: options.onDropped, levels,
+    prettyLabels: Object.fromEntries(Object.entries(levels.values).map(([name, value]) => [value, name.toUpperCase().padEnd(5)])),
     messageKey: shape.messageKey, mixin: options.mixin, nestedKey: options.nestedKey,
     access: new AccessBatch(destination.handle, options.sync === true, options.onDropped),
   };
@@ -531,10 +539,42 @@ function createLogger(options = {}) {
 
 // How every JSON line of the destination is shaped (src/line_shape.rs):
 // pino's messageKey, timestamp and formatters.level.
-function lineShapeOptions(options) {
+function lineShapeOptions(options, levels) {
   const messageKey = options.messageKey ?? 'msg';
   if (typeof messageKey !== 'string') throw invalidArgType('options.messageKey', 'string', messageKey);
-  return { messageKey, time: timeOption(options.timestamp), levelMembers: levelMembersOption(options.formatters) };
+  return { messageKey, time: timeOption(options.timestamp), ...levelMembersOption(options.formatters, levels) };
+}
+
+// A level's name becomes a method of the logger, so it cannot be one of the
+// logger's own members; it is written in pretty lines as it is.
+const LEVEL_NAME = /^[A-Za-z_$][\w$-]*$/;
+
+// pino's customLevels (name to number) and useOnlyCustomLevels. Unlike
+// pino, a custom level may not take a built-in level's name or any level's
+// number: either would give one line two readings.
+function levelsOption(options) {
+  const { customLevels, useOnlyCustomLevels = false } = options;
+  validateBoolean(useOnlyCustomLevels, 'options.useOnlyCustomLevels');
+  if (customLevels === undefined) {
+    if (useOnlyCustomLevels) throw invalidArgValue('options.useOnlyCustomLevels', true, 'needs options.customLevels');
+    return DEFAULT_LEVEL_MAPS;
+  }
+  validateObject(customLevels, 'options.customLevels');
+  const values = useOnlyCustomLevels ? {} : { ...LEVELS };
+  const taken = new Map(Object.entries(values).map(([name, value]) => [value, name]));
+  for (const [name, value] of Object.entries(customLevels)) {
+    const key = `options.customLevels.${name}`;
+    if (!LEVEL_NAME.test(name) || name === 'silent' || name in Logger.prototype || Object.hasOwn(values, name)) {
+      throw invalidArgValue('options.customLevels', customLevels, `names a level '${name}'; a level's name must be an identifier other than 'silent', a built-in level or a logger member`);
+    }
+    // Rust writes the level as a u32.
+    if (!Number.isInteger(value) || value < 0 || value > 0xffffffff) throw invalidArgValue(key, value, 'must be an integer from 0 to 4294967295');
+    if (taken.has(value)) throw invalidArgValue(key, value, `is level '${taken.get(value)}' already`);
+    taken.set(value, name);
+    values[name] = value;
+  }
+  if (Object.keys(values).length === 0) throw invalidArgValue('options.customLevels', customLevels, 'must name at least one level');
+  return levelMaps(values);
 }
 
 // pino's formatters. Its formatters.log runs for every line, which would
@@ -568,9 +608,13 @@ function bindingsFormatted(formatters, baseMembers) {
 // formatters.level, called here once per level (what it returns depends on
 // the level's label and number alone) rather than once per line: each
 // level's members go to Rust, which writes them in place of "level":N.
-function levelMembersOption(formatters) {
-  if (formatters?.level === undefined) return undefined;
-  return LEVEL_NAMES.map((name) => serializeBindings(formattedObject(formatters.level, 'options.formatters.level', name, LEVELS[name])));
+function levelMembersOption(formatters, levels) {
+  if (formatters?.level === undefined) return {};
+  const entries = Object.entries(levels.values);
+  return {
+    levelValues: entries.map(([, value]) => value),
+    levelMembers: entries.map(([name, value]) => serializeBindings(formattedObject(formatters.level, 'options.formatters.level', name, value))),
+  };
 }
 
 // pino's timestamp option, as src/line_shape.rs names its forms: true

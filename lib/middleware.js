@@ -247,13 +247,16 @@ function requestHandler(options, routeOf, reportsErrors) {
   const own = typeof log[WRITE_IN] === 'function';
   const completed = own ? accessMessage(completedMessage) : undefined;
   const writeLine = own ? undefined : lineWriter(log);
+  // The logger's levels, custom ones included (pino's and ambient's
+  // logger.levels); the built-in six for another logger.
+  const levelValues = typeof log.levels?.values === 'object' && log.levels.values !== null ? log.levels.values : LEVELS;
   const write = own ?
-    (ctx, levelName, line, msg) => log[WRITE_IN](ctx, LEVELS[levelName], line, msg) :
+    (ctx, levelName, line, msg) => log[WRITE_IN](ctx, levelValues[levelName], line, msg) :
     (ctx, levelName, line, msg) => ctx.run(writeLine, levelName, line, msg);
   // In the request's context, as the app's own code runs: it may read its fields.
   const levelFor = levelOf === undefined ? () => level : (ctx, req, res, err) => {
     const chosen = ctx.run(levelOf, req, res, err);
-    if (chosen !== 'silent' && (typeof chosen !== 'string' || !Object.hasOwn(LEVELS, chosen) || typeof log[chosen] !== 'function')) {
+    if (chosen !== 'silent' && (typeof chosen !== 'string' || !Object.hasOwn(levelValues, chosen) || typeof log[chosen] !== 'function')) {
       throw invalidReturnValue('options.level', "a level name or 'silent'", chosen);
     }
     return chosen;
@@ -307,7 +310,7 @@ function requestHandler(options, routeOf, reportsErrors) {
         if (lineLevel === 'silent') {
           // The app asked for no line (a health check).
         } else if (own && !aborted && !err) {
-          log[WRITE_ACCESS](ctx, LEVELS[lineLevel], req.method, routeOf(routeSource), url, res.statusCode, durationMs,
+          log[WRITE_ACCESS](ctx, levelValues[lineLevel], req.method, routeOf(routeSource), url, res.statusCode, durationMs,
             bytes, completed, wallTimeAt(now));
         } else {
           const line = { method: req.method, route: routeOf(routeSource), url, status: aborted ? undefined : res.statusCode, durationMs, bytes };

@@ -30,14 +30,12 @@ impl TimeFormat {
   }
 }
 
-/// The levels a line can have, trace to fatal: 10, 20, ... 60.
-pub const LEVEL_COUNT: usize = 6;
-
 pub struct LineShape {
   /// What each level writes, each member followed by a comma, when pino's
-  /// `formatters.level` chose it (JS calls it once per level); otherwise
-  /// `"level":N`.
-  levels: Option<[Box<[u8]>; LEVEL_COUNT]>,
+  /// `formatters.level` chose it (JS calls it once per level, custom levels
+  /// included); otherwise `"level":N`. A logger has a handful of levels, so
+  /// a search beats a map.
+  levels: Box<[(u32, Box<[u8]>)]>,
   time: TimeFormat,
   /// The message's key as a JSON string, with its colon: `"msg":`.
   message_key: Box<[u8]>,
@@ -57,19 +55,22 @@ impl LineShape {
     let mut key = Vec::with_capacity(message_key.len() + 3);
     push_json_string(&mut key, message_key);
     key.push(b':');
-    LineShape { levels: None, time, message_key: key.into(), members: members.into() }
+    LineShape { levels: Box::default(), time, message_key: key.into(), members: members.into() }
   }
 
-  /// The same, with `members[i]` (JSON members, without braces; empty for
-  /// none) written for level `10 * (i + 1)` in place of `"level":N`.
-  pub fn with_level_members(mut self, members: [String; LEVEL_COUNT]) -> LineShape {
-    self.levels = Some(members.map(|m| {
-      let mut bytes = m.into_bytes();
-      if !bytes.is_empty() {
-        bytes.push(b',');
-      }
-      bytes.into_boxed_slice()
-    }));
+  /// The same, with each level's members (JSON members, without braces;
+  /// empty for none) written for that level in place of `"level":N`.
+  pub fn with_level_members(mut self, members: impl IntoIterator<Item = (u32, String)>) -> LineShape {
+    self.levels = members
+      .into_iter()
+      .map(|(level, m)| {
+        let mut bytes = m.into_bytes();
+        if !bytes.is_empty() {
+          bytes.push(b',');
+        }
+        (level, bytes.into_boxed_slice())
+      })
+      .collect();
     self
   }
 
@@ -79,8 +80,8 @@ impl LineShape {
   #[inline]
   pub fn push_head(&self, out: &mut Vec<u8>, level: u32, time_ms: u64) {
     out.push(b'{');
-    match self.levels.as_ref().and_then(|all| level_index(level).map(|i| &all[i])) {
-      Some(members) => out.extend_from_slice(members),
+    match self.levels.iter().find(|(l, _)| *l == level) {
+      Some((_, members)) => out.extend_from_slice(members),
       None => {
         out.extend_from_slice(b"\"level\":");
         out.extend_from_slice(itoa::Buffer::new().format(level).as_bytes());
@@ -106,14 +107,10 @@ impl LineShape {
 
   /// Bytes `push_head` and the message key add to a line, at most.
   pub fn size_hint(&self) -> usize {
-    let level = self.levels.as_ref().map_or(LEVEL_MEMBER_MAX, |all| all.iter().map(|m| m.len()).max().unwrap_or(0));
+    // A level without members of its own is written as a number.
+    let level = self.levels.iter().map(|(_, m)| m.len()).fold(LEVEL_MEMBER_MAX, usize::max);
     1 + level + TIME_MEMBER_MAX + self.members.len() + self.message_key.len()
   }
-}
-
-fn level_index(level: u32) -> Option<usize> {
-  let index = (level / 10).checked_sub(1)? as usize;
-  (level.is_multiple_of(10) && index < LEVEL_COUNT).then_some(index)
 }
 
 // Kept out of push_head: the formatting machinery would bloat every line's
@@ -159,16 +156,17 @@ mod tests {
 
   #[test]
   fn formatted_levels_take_the_level_members_place() {
-    let levels =
-      ["trace", "debug", "info", "warn", "error", "fatal"].map(|l| format!("\"severity\":\"{}\"", l.to_uppercase()));
+    let levels = [(10, "trace"), (20, "debug"), (30, "info"), (35, "audit"), (60, "fatal"), (4_000_000_000, "max")]
+      .map(|(n, l)| (n, format!("\"severity\":\"{}\"", l.to_uppercase())));
     let shape = LineShape::new(TimeFormat::Omitted, "message", String::new()).with_level_members(levels);
     assert_eq!(head(&shape, 10, 1), "{\"severity\":\"TRACE\",");
+    assert_eq!(head(&shape, 35, 1), "{\"severity\":\"AUDIT\",", "a custom level");
     assert_eq!(head(&shape, 60, 1), "{\"severity\":\"FATAL\",");
-    // Not one of the six: written as a number rather than misnamed.
-    assert_eq!(head(&shape, 35, 1), "{\"level\":35,");
+    assert_eq!(head(&shape, 4_000_000_000, 1), "{\"severity\":\"MAX\",");
+    // Not one of the logger's levels: written as a number rather than misnamed.
+    assert_eq!(head(&shape, 40, 1), "{\"level\":40,");
     assert_eq!(head(&shape, 0, 1), "{\"level\":0,");
-    assert_eq!(head(&shape, 70, 1), "{\"level\":70,");
-    let none = LineShape::new(TimeFormat::EpochMs, "msg", String::new()).with_level_members(Default::default());
+    let none = LineShape::new(TimeFormat::EpochMs, "msg", String::new()).with_level_members([(30, String::new())]);
     assert_eq!(head(&none, 30, 7), "{\"time\":7,", "a formatter that returns {{}} leaves the level out");
   }
 
@@ -177,10 +175,12 @@ mod tests {
     let shape = LineShape::new(TimeFormat::Iso, "message", "\"a\":1,".to_owned());
     let written = head(&shape, u32::MAX, 253_402_300_799_999).len() + shape.message_key().len();
     assert!(written <= shape.size_hint(), "{written} > {}", shape.size_hint());
-    let long = ["a", "b", "c", "d", "e", "\"fatal\":\"a long member indeed\""].map(String::from);
+    let long = [(10, "\"a\":1".to_owned()), (60, "\"fatal\":\"a long member indeed\"".to_owned())];
     let shape = LineShape::new(TimeFormat::Iso, "msg", String::new()).with_level_members(long);
-    let written = head(&shape, 60, 253_402_300_799_999).len() + shape.message_key().len();
-    assert!(written <= shape.size_hint(), "{written} > {}", shape.size_hint());
+    for level in [10, 60, u32::MAX] {
+      let written = head(&shape, level, 253_402_300_799_999).len() + shape.message_key().len();
+      assert!(written <= shape.size_hint(), "level {level}: {written} > {}", shape.size_hint());
+    }
     assert_eq!(
       head(&LineShape::new(TimeFormat::Iso, "msg", String::new()), 30, u64::MAX),
       "{\"level\":30,\"time\":\"9999-12-31T23:59:59.999Z\",",

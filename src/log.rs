@@ -15,7 +15,7 @@ use napi_derive::napi;
 
 use crate::field_censor::{Censored, FieldCensor};
 use crate::ids::{push_hex_bytes, split_identity, RequestId};
-use crate::line_shape::{LineShape, TimeFormat, LEVEL_COUNT};
+use crate::line_shape::{LineShape, TimeFormat};
 use crate::store::{FieldValue, Record, STORE};
 use crate::writer::{DeferredLines, Sink, WhenFull, Writer};
 
@@ -199,7 +199,9 @@ pub struct LogDestination {
   pub time: Option<String>,
   /// The message's key. Default `"msg"`.
   pub message_key: Option<String>,
-  /// What each level writes in place of `"level":N`, trace to fatal: JSON
+  /// The levels `levelMembers` are for, in the same order.
+  pub level_values: Option<Vec<u32>>,
+  /// What each of `levelValues` writes in place of `"level":N`: JSON
   /// members without braces (pino's `formatters.level`, called in JS once
   /// per level). Absent, the number.
   pub level_members: Option<Vec<String>>,
@@ -400,11 +402,12 @@ impl NativeLogDestination {
       return Err(Error::new(Status::InvalidArg, "time must be \"epoch\", \"iso\" or \"none\"".to_owned()));
     };
     let mut shape = LineShape::new(time, options.message_key.as_deref().unwrap_or("msg"), options.prefix);
-    if let Some(members) = options.level_members {
-      let Ok(members) = <[String; LEVEL_COUNT]>::try_from(members) else {
-        return Err(Error::new(Status::InvalidArg, format!("levelMembers must have {LEVEL_COUNT} entries")));
-      };
-      shape = shape.with_level_members(members);
+    match (options.level_values, options.level_members) {
+      (None, None) => {}
+      (Some(levels), Some(members)) if levels.len() == members.len() => {
+        shape = shape.with_level_members(levels.into_iter().zip(members));
+      }
+      _ => return Err(Error::new(Status::InvalidArg, "levelMembers must have one entry per levelValues".to_owned())),
     }
     let capacity = options.buffer_bytes.unwrap_or(4 << 20) as usize;
     let destination = Arc::new(Destination {

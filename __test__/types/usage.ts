@@ -82,6 +82,20 @@ createLogger({ messageKey: 'message', timestamp: 'iso', enabled: process.env.NOD
 createLogger({ mixin: (object, level) => ({ appVersion: '1.2.3', loud: level >= 50 }), nestedKey: 'payload' })
 createLogger({ timestamp: false, formatters: { level: (label) => ({ severity: label.toUpperCase() }), bindings: ({ hostname }) => ({ host: hostname }) } })
 void warnValue; void infoLabel; void childBindings
+const audited = createLogger({ customLevels: { audit: 35, http: 25 }, level: 'http', formatters: { level: (label) => ({ level: label }) } })
+audited.audit({ orderId: 7 }, 'refunded')
+audited.child({ component: 'db' }).http('query')
+audited.level = 'audit'
+const auditLevel: number = audited.levels.values.audit
+void auditLevel
+// @ts-expect-error not one of its levels
+audited.level = 'loud'
+// @ts-expect-error a level this logger does not have
+logger.audit('refunded')
+middleware({ logger: audited, level: (req) => req.url?.startsWith('/admin') ? 'audit' : 'http' })
+middleware({ logger: audited, level: 'audit' })
+// @ts-expect-error not a level of this logger
+middleware({ logger: audited, level: 'loud' })
 createLogger({ serializers: { user: (user: { id: number }) => user.id, err: (err: Error) => ({ text: err.message }) } })
 logger.child({ user: { id: 1 } }, { serializers: { user: (user: { id: number }) => `user-${user.id}` } })
 // @ts-expect-error a serializer is a function
