@@ -379,8 +379,17 @@ export interface LoggerOptions<CustomLevels extends string = never> {
    * middleware's lines included. Returning anything but an object throws `ERR_INVALID_RETURN_VALUE`.
    */
   mixin?: (object: Record<string, unknown>, level: number, logger: Logger<[CustomLevels][CustomLevels extends unknown ? 0 : never]>) => Record<string, unknown>
-  /** pino's: the logged members (the mixin's included) go under this key, when there are any. */
+  /**
+   * pino's: the logged members (the mixin's included) go under this key, when there are any.
+   * Redaction paths and serializers apply to them as they would at the top of the line.
+   */
   nestedKey?: string
+  /**
+   * pino's: where an error logged on its own goes (`log.error(err)`), whose message stands in
+   * for a missing one; an `err` serializer applies to it too. The middleware's, errorLogger's
+   * and wrapHandler's error lines use it. Default 'err'.
+   */
+  errorKey?: string
 }
 
 export type Serializers = Record<string, (value: any) => unknown>

@@ -560,6 +560,25 @@ describe('levels and children', () => {
     assert.deepEqual(oursNested, nestedLines);
     assert.throws(() => createLogger({ nestedKey: 5 }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
 
+    // Under nestedKey, redaction paths and serializers still apply to the
+    // logged members, as pino applies them: a secret is not let through.
+    const guarded = { base: null, timestamp: false, nestedKey: 'payload', redact: ['password', 'user.token', 'cards[*].number'], serializers: { user: (u) => ({ ...u, id: `u${u.id}` }) } };
+    const guardedLines = [];
+    const redacting = logTo(guarded);
+    for (const logger of [redacting.log, pino(guarded, { write: (line) => guardedLines.push(line.trimEnd()) })]) {
+      logger.info({ password: 'hunter2', user: { id: 1, token: 'secret-1' }, cards: [{ number: '4111' }] }, 'signed in');
+      logger.child({ password: 'in a binding' }).info({ user: { id: 2, token: 'secret-2' } });
+    }
+    await redacting.log.flush();
+    const redactedText = fs.readFileSync(redacting.file, 'utf8');
+    assert.deepEqual(redactedText.split('\n').filter(Boolean), guardedLines);
+    for (const secret of ['hunter2', 'secret-1', 'secret-2', '4111', 'in a binding']) assert.ok(!redactedText.includes(secret), secret);
+    const pretty = logTo({ ...guarded, pretty: true });
+    pretty.log.info({ password: 'hunter2', user: { id: 3, token: 'tok3' } }, 'pretty');
+    await pretty.log.flush();
+    const prettyText = fs.readFileSync(pretty.file, 'utf8');
+    assert.match(prettyText, /pretty payload=\{"password":"\[Redacted\]","user":\{"id":"u3","token":"\[Redacted\]"\}\}\n$/);
+
     const broken = logTo({ mixin: () => undefined });
     assert.throws(() => broken.log.info('x'), { name: 'TypeError', code: 'ERR_INVALID_RETURN_VALUE' });
     assert.throws(() => createLogger({ mixin: { app: 'v1' } }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
@@ -613,6 +632,34 @@ describe('levels and children', () => {
     assert.match(fs.readFileSync(pretty.file, 'utf8'), /^\S+ AUDIT checked\n\S+ VERBOSE detail\n$/);
   });
 
+  it("has pino's errorKey: an error logged alone goes under it, and an err serializer applies to it, as pino writes it", async () => {
+    const pino = require('pino');
+    // No cause: pino's err serializer flattens one into the message, where
+    // ambient keeps it as a member (tested under serialization).
+    const err = new TypeError('boom');
+    err.stack = 'TypeError: boom';
+    for (const options of [
+      { errorKey: 'error' },
+      { errorKey: 'error', serializers: { err: (e) => ({ text: e.message }) } },
+      { errorKey: 'error', serializers: { err: (e) => ({ text: e.message }), error: (e) => `own ${e.message}` } },
+      { errorKey: 'exception', messageKey: 'message', nestedKey: 'payload' },
+    ]) {
+      const label = require('node:util').inspect(options);
+      const pinoLines = [];
+      const { file, log } = logTo({ base: null, timestamp: false, ...options });
+      for (const logger of [log, pino({ base: null, timestamp: false, ...options }, { write: (line) => pinoLines.push(line.trimEnd()) })]) {
+        logger.error(err);
+        logger.error(err, 'while %s', 'saving');
+        logger.warn({ [options.errorKey]: err, orderId: 7 });
+        logger.warn({ err, orderId: 8 });
+        logger.child({ c: 1 }, { serializers: { err: (e) => `child ${e.message}` } }).fatal(err);
+      }
+      await log.flush();
+      assert.deepEqual(fs.readFileSync(file, 'utf8').split('\n').filter(Boolean), pinoLines, label);
+    }
+    assert.throws(() => createLogger({ errorKey: 5 }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
+  });
+
   it('refuses custom levels that would make a line or a method ambiguous', () => {
     const invalid = { name: 'TypeError', code: 'ERR_INVALID_ARG_VALUE' };
     for (const customLevels of [{ info: 35 }, { silent: 70 }, { child: 35 }, { flush: 35 }, { toString: 35 }, { 'two words': 35 }, { '': 35 }]) {
@@ -641,7 +688,7 @@ describe('levels and children', () => {
     }
     assert.throws(() => createLogger({ enabled: 'no' }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
     // pino options that would change what is written: refused, not ignored.
-    for (const [key, value] of Object.entries({ transport: { target: 'pino-pretty' }, levelComparator: 'DESC', errorKey: 'error' })) {
+    for (const [key, value] of Object.entries({ transport: { target: 'pino-pretty' }, levelComparator: 'DESC', hooks: {} })) {
       assert.throws(() => createLogger({ [key]: value }), { name: 'TypeError', code: 'ERR_INVALID_ARG_VALUE', message: new RegExp(`options\\.${key}`) }, key);
     }
     assert.throws(() => createLogger({ destination: tempFile() }).child({}, { redact: ['token'] }), { code: 'ERR_INVALID_ARG_VALUE', message: /options\.redact/ });

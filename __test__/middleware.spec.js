@@ -253,32 +253,37 @@ describe('middleware options', () => {
 });
 
 describe('wrapHandler with an async handler that rejects', () => {
-  it('logs the error with its request id, puts it on the access line, and leaves the rejection unhandled', async () => {
-    const { spawn } = require('node:child_process');
-    const path = require('node:path');
-    const file = tempFile();
-    const requests = 30;
-    const child = spawn(process.execPath, [path.join(__dirname, 'fixtures', 'serve_failing_handler.js'), file, String(requests)], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
-    let stderr = '';
-    child.stderr.on('data', (d) => { stderr += d; });
-    const [report, code] = await Promise.all([new Promise((resolve) => child.once('message', resolve)), new Promise((resolve) => child.on('exit', resolve))]);
-    assert.equal(code, 0, stderr);
-    const ids = Array.from({ length: requests }, (_, i) => `handler-${i}`);
-    const failing = ids.filter((_, i) => i % 2);
-    assert.deepEqual(report.bodies, ids);
-    assert.deepEqual([...report.unhandled].sort(), failing.map((id) => `failed in ${id}`).sort(), 'each rejection still reaches unhandledRejection');
-    const lines = fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
-    for (const id of ids) {
-      const mine = lines.filter((l) => l.requestId === id);
-      if (!failing.includes(id)) {
-        assert.deepEqual(mine.map((l) => [l.msg, l.status, l.err]), [['request completed', 200, undefined]]);
-        continue;
+  for (const errorKey of [undefined, 'error']) {
+    it(`logs the error with its request id, puts it on the access line, and leaves the rejection unhandled (errorKey ${errorKey})`, async () => {
+      const { spawn } = require('node:child_process');
+      const path = require('node:path');
+      const file = tempFile();
+      const requests = 30;
+      const args = [path.join(__dirname, 'fixtures', 'serve_failing_handler.js'), file, String(requests), ...(errorKey ? [errorKey] : [])];
+      const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+      let stderr = '';
+      child.stderr.on('data', (d) => { stderr += d; });
+      const [report, code] = await Promise.all([new Promise((resolve) => child.once('message', resolve)), new Promise((resolve) => child.on('exit', resolve))]);
+      assert.equal(code, 0, stderr);
+      const ids = Array.from({ length: requests }, (_, i) => `handler-${i}`);
+      const failing = ids.filter((_, i) => i % 2);
+      assert.deepEqual(report.bodies, ids);
+      assert.deepEqual([...report.unhandled].sort(), failing.map((id) => `failed in ${id}`).sort(), 'each rejection still reaches unhandledRejection');
+      const lines = fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+      const key = errorKey ?? 'err';
+      for (const id of ids) {
+        const mine = lines.filter((l) => l.requestId === id);
+        if (!failing.includes(id)) {
+          assert.deepEqual(mine.map((l) => [l.msg, l.status, l[key]]), [['request completed', 200, undefined]]);
+          continue;
+        }
+        assert.deepEqual(mine.map((l) => [l.msg, l.level]), [['request failed', 50], ['request completed', 30]]);
+        for (const line of mine) assert.equal(line[key].message, `failed in ${id}`);
+        if (key !== 'err') for (const line of mine) assert.equal(line.err, undefined);
+        assert.equal(mine[1].status, 500);
       }
-      assert.deepEqual(mine.map((l) => [l.msg, l.level]), [['request failed', 50], ['request completed', 30]]);
-      for (const line of mine) assert.equal(line.err.message, `failed in ${id}`);
-      assert.equal(mine[1].status, 500);
-    }
-  });
+    });
+  }
 });
 
 describe('a level function', () => {
@@ -487,6 +492,42 @@ describe("a logger's msgPrefix", () => {
         assert.deepEqual(mine.map((l) => l.msg).sort(), expected.sort(), `request ${n}, redact ${redact}`);
         for (const line of mine) assert.equal(line.component, line.msg.startsWith('[app] [http]') ? 'http' : undefined);
       }
+    }
+  });
+});
+
+describe("a logger's errorKey", () => {
+  it('names the error member on the lines the middleware and errorLogger write (wrapHandler: above)', async () => {
+    const express = require('express');
+    const file = tempFile();
+    const logger = createLogger({ destination: file, errorKey: 'error' });
+    const app = express();
+    app.set('env', 'test');
+    app.use(ambient.middleware({ logger }));
+    app.get('/work/:n', async (req, res, next) => {
+      await sleep(Math.random() * 5);
+      const n = Number(req.params.n);
+      if (n % 3 === 0) next(new Error(`failed ${n}`));
+      else if (n % 3 === 1) next(Object.assign(new Error(`refused ${n}`), { status: 403 }));
+      else res.send('ok');
+    });
+    app.use(ambient.errorLogger({ logger }));
+    const server = http.createServer(app);
+    const port = await listen(server);
+    try {
+      await Promise.all(Array.from({ length: 18 }, async (_, n) => {
+        await sleep(Math.random() * 5);
+        return request(port, { path: `/work/${n}`, headers: { 'x-request-id': `errkey-${n}` } });
+      }));
+    } finally {
+      server.close();
+    }
+    const lines = await linesOf({ file, logger });
+    for (let n = 0; n < 18; n++) {
+      const mine = lines.filter((l) => l.requestId === `errkey-${n}`);
+      const failure = n % 3 === 0 ? `failed ${n}` : n % 3 === 1 ? `refused ${n}` : undefined;
+      assert.deepEqual(mine.map((l) => [l.msg, l.error?.message, l.err]).sort(),
+        [...(failure ? [['request failed', failure, undefined]] : []), ['request completed', failure, undefined]].sort(), `request ${n}`);
     }
   });
 });

@@ -14,6 +14,8 @@ const { invalidArgType, invalidArgValue, invalidReturnValue, validateObject, val
 const LEVELS = Object.freeze({ trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60 });
 const WRITE_IN = Symbol('ambient.logger.writeIn');
 const WRITE_ACCESS = Symbol('ambient.logger.writeAccess');
+// pino's errorKey, for the middleware's error lines.
+const ERROR_KEY = Symbol('ambient.logger.errorKey');
 const USED_AFTER_END = 1;
 const DROPPED = 2;
 
@@ -235,6 +237,9 @@ class Logger {
   #bindings;
   #level;
   #serializers;
+  // What a line's object is serialized with: #serializers, with an err
+  // serializer also applied to the errorKey member, as pino applies it.
+  #lineSerializers;
   #accessTakesGeneralPath;
   #msgPrefix;
   // The middleware's access messages with this logger's prefix, registered
@@ -245,9 +250,10 @@ class Logger {
     this.#shared = shared;
     this.#bindings = bindings;
     this.#serializers = serializers;
+    this.#lineSerializers = withErrorKey(serializers, shared.errorKey);
     this.#msgPrefix = msgPrefix;
     this.#accessTakesGeneralPath = shared.pretty || shared.redact !== undefined || shared.mixin !== undefined || shared.nestedKey !== undefined ||
-      ACCESS_KEYS.some((key) => serializers?.has(key));
+      ACCESS_KEYS.some((key) => this.#lineSerializers?.has(key));
     this.level = level;
   }
 
@@ -290,6 +296,10 @@ class Logger {
   setBindings(bindings) {
     validateObject(bindings, 'bindings');
     this.#bindings = joinBindings(this.#bindings, serializeBindings(bindings, this.#shared.redact, this.#serializers));
+  }
+
+  get [ERROR_KEY]() {
+    return this.#shared.errorKey;
   }
 
   /** What this logger puts before every message it is given; undefined for none. */
@@ -354,13 +364,14 @@ class Logger {
     let rest = 1;
     // A message stood in for by an error's takes no prefix, as in pino.
     if (first instanceof Error) {
-      object = { err: first };
+      object = { [this.#shared.errorKey]: first };
       if (args.length === 1) msg = first.message;
     } else if (first !== null && typeof first === 'object') {
       object = first;
       // As in pino: an error's message stands in for a missing one, not for
       // the object's own msg (the line would carry two).
-      if (first.err instanceof Error && args.length === 1 && first[this.#shared.messageKey] === undefined) msg = first.err.message;
+      const err = first[this.#shared.errorKey];
+      if (err instanceof Error && args.length === 1 && first[this.#shared.messageKey] === undefined) msg = err.message;
     } else if (first === null && args.length > 1) {
       // As in pino: a null object leaves the message to what follows.
     } else {
@@ -381,20 +392,21 @@ class Logger {
   #writeIn(ctx, level, object, msg) {
     const shared = this.#shared;
     if (shared.mixin !== undefined) object = this.#mixedIn(ctx, level, object);
-    // pino's nestedKey: the logged members (the mixin's included) under one
-    // key, when there are any.
-    if (shared.nestedKey !== undefined && object !== undefined && Object.keys(object).length > 0) object = { [shared.nestedKey]: object };
+    let members = object === undefined ? null : serializeObject(object, shared.redact, this.#lineSerializers);
+    // pino's nestedKey: the logged members (the mixin's included), when there
+    // are any, under one key. Serialized first, as at the top of the line, so
+    // redaction paths and serializers apply to them as they would there.
+    if (shared.nestedKey !== undefined && members !== null && members !== '{}') members = `{${shared.nestedKeyJson}:${members}}`;
     if (shared.access.count !== 0) shared.access.write();
     let result = 0;
     // Only a sync destination throws here: its write is made now.
     try {
       if (shared.pretty) {
-        shared.destination.writeRaw(prettyLine(shared.prettyLabels[level], ctx, this.#bindings, object, msg, shared.redact, this.#serializers));
+        shared.destination.writeRaw(prettyLine(shared.prettyLabels[level], ctx, this.#bindings, members, msg, shared.redact));
         return;
       }
       result = native.logWrite(shared.handle, level, ctx === undefined ? -1 : ctx.id,
-        ctx === undefined ? null : lineIdentityOf(ctx), this.#bindings || null,
-        object === undefined ? null : serializeObject(object, shared.redact, this.#serializers), msg ?? null);
+        ctx === undefined ? null : lineIdentityOf(ctx), this.#bindings || null, members, msg ?? null);
     } catch (err) {
       throw writeError(err);
     }
@@ -455,10 +467,11 @@ function pad(n, width = 2) {
 
 // One readable line for a development terminal:
 // 12:04:05.123 INFO  [request id trace:first 8 of the trace id] message key=value ...
-function prettyLine(label, ctx, bindings, object, msg, redact, serializers) {
+// `members`: the logged object as JSON text, or null.
+function prettyLine(label, ctx, bindings, members, msg, redact) {
   const now = new Date();
   const time = `${pad(now.getHours())}:${pad(now.getMinutes())}:${pad(now.getSeconds())}.${pad(now.getMilliseconds(), 3)}`;
-  const members = ctx === undefined ? [] : [ctx.fields()];
+  const fields = ctx === undefined ? [] : [ctx.fields()];
   const parts = [time, label];
   if (ctx !== undefined) {
     const { requestId, traceId } = ctx.ids();
@@ -468,8 +481,8 @@ function prettyLine(label, ctx, bindings, object, msg, redact, serializers) {
   if (msg !== undefined) parts.push(JSON.stringify(msg).slice(1, -1));
   const extra = [
     ...(bindings ? [`{${bindings}}`] : []),
-    ...members.map((m) => serializeObject(m, redact)),
-    ...(object !== undefined ? [serializeObject(object, redact, serializers)] : []),
+    ...fields.map((m) => serializeObject(m, redact)),
+    ...(members !== null ? [members] : []),
   ].map((json) => {
     // As in JSON lines: what is not an object goes under `value`.
     const group = JSON.parse(json);
@@ -495,12 +508,12 @@ function prettyLine(label, ctx, bindings, object, msg, redact, serializers) {
  * epoch ms, false for none, 'iso'), formatters (level and bindings), mixin
  * (members for every line), nestedKey (the logged members under one key),
  * enabled (false writes nothing), customLevels (name to number, each a
- * method) and useOnlyCustomLevels: those nine as in pino.
+ * method), useOnlyCustomLevels and errorKey ('err'): those ten as in pino.
  */
 // pino options that ambient does not take, and whose absence would change
 // what is written: refused rather than ignored, so code moving from pino
 // learns at once.
-const PINO_OPTIONS_NOT_TAKEN = ['transport', 'levelComparator', 'errorKey', 'hooks', 'mixinMergeStrategy'];
+const PINO_OPTIONS_NOT_TAKEN = ['transport', 'levelComparator', 'hooks', 'mixinMergeStrategy'];
 // The same for child(): a child shares its parent's destination and shape.
 const CHILD_OPTIONS_NOT_TAKEN = ['redact', 'customLevels', 'useOnlyCustomLevels', 'formatters'];
 
@@ -517,6 +530,7 @@ function createLogger(options = {}) {
   if (base !== null) validateObject(base, 'options.base');
   formattersOption(options.formatters);
   const levels = levelsOption(options);
+  const errorKey = errorKeyOption(options);
   const redact = compileRedaction(options.redact);
   const serializers = compileSerializers(options.serializers, undefined);
   const named = options.name !== undefined ? { name: `${options.name}` } : {};
@@ -531,7 +545,8 @@ function createLogger(options = {}) {
   const shared = {
     destination, handle: destination.handle, redact, pretty: Boolean(options.pretty), onDropped: options.onDropped, levels,
     prettyLabels: Object.fromEntries(Object.entries(levels.values).map(([name, value]) => [value, name.toUpperCase().padEnd(5)])),
-    messageKey: shape.messageKey, mixin: options.mixin, nestedKey: options.nestedKey,
+    messageKey: shape.messageKey, errorKey, mixin: options.mixin, nestedKey: options.nestedKey,
+    nestedKeyJson: options.nestedKey === undefined ? undefined : JSON.stringify(options.nestedKey),
     access: new AccessBatch(destination.handle, options.sync === true, options.onDropped),
   };
   return new Logger(shared, '', level, serializers, msgPrefixOption(options, ''));
@@ -543,6 +558,20 @@ function lineShapeOptions(options, levels) {
   const messageKey = options.messageKey ?? 'msg';
   if (typeof messageKey !== 'string') throw invalidArgType('options.messageKey', 'string', messageKey);
   return { messageKey, time: timeOption(options.timestamp), ...levelMembersOption(options.formatters, levels) };
+}
+
+// pino's errorKey: where an error logged on its own goes, and the member
+// whose error stands in for a missing message.
+function errorKeyOption(options) {
+  const errorKey = options.errorKey ?? 'err';
+  if (typeof errorKey !== 'string') throw invalidArgType('options.errorKey', 'string', errorKey);
+  return errorKey;
+}
+
+function withErrorKey(serializers, errorKey) {
+  const err = serializers?.get('err');
+  if (err === undefined || errorKey === 'err' || serializers.has(errorKey)) return serializers;
+  return new Map(serializers).set(errorKey, err);
 }
 
 // A level's name becomes a method of the logger, so it cannot be one of the
@@ -633,4 +662,4 @@ function accessMessage(text) {
   return { text, id: native.logAccessMessage(text) };
 }
 
-module.exports = { createLogger, LEVELS, WRITE_IN, WRITE_ACCESS, accessMessage };
+module.exports = { createLogger, LEVELS, WRITE_IN, WRITE_ACCESS, ERROR_KEY, accessMessage };

@@ -9,7 +9,7 @@ const http = require('node:http');
 const { performance } = require('node:perf_hooks');
 const { RequestContext, isValidRequestId, generateRequestId, beginRoot, elapsedOf, endAt, wallTimeAt } = require('./request_context');
 const { bindToCurrentContext, v8Major } = require('./frame');
-const { createLogger, LEVELS, WRITE_IN, WRITE_ACCESS, accessMessage } = require('./logger');
+const { createLogger, LEVELS, WRITE_IN, WRITE_ACCESS, ERROR_KEY, accessMessage } = require('./logger');
 const { serializeObject } = require('./serialize');
 const { requestIdHeaderOption } = require('./propagation');
 const { invalidArgType, invalidArgValue, invalidReturnValue, validateBoolean, validateFunction, validateObject } = require('./errors');
@@ -204,6 +204,12 @@ function lineWriter(log) {
   };
 }
 
+// The member a request's error goes under: ambient's logger's errorKey;
+// err for another logger, as pino-http writes it.
+function errorKeyOf(log) {
+  return typeof log[ERROR_KEY] === 'string' ? log[ERROR_KEY] : 'err';
+}
+
 /**
  * Options: logger (default: a new createLogger()), requestIdHeader
  * ('x-request-id'), echoHeaders (true), logStart (false), level ('info',
@@ -237,6 +243,7 @@ function requestHandler(options, routeOf, reportsErrors) {
   // checks.
   const levelOf = typeof options.level === 'function' ? options.level : undefined;
   const level = levelOf === undefined ? options.level ?? 'info' : undefined;
+  const errorKey = errorKeyOf(log);
   const completedMessage = options.completedMessage ?? 'request completed';
   if (typeof completedMessage !== 'string') throw invalidArgType('options.completedMessage', 'string', completedMessage);
   if (levelOf === undefined && typeof log[level] !== 'function') throw invalidArgValue('options.level', level, 'is not a level of the logger');
@@ -305,7 +312,7 @@ function requestHandler(options, routeOf, reportsErrors) {
       // here, as it would from a log call, and so does a level function
       // that throws; the request still ends.
       try {
-        if (logErrors && err && res.statusCode >= 500) write(ctx, 'error', { err }, 'request failed');
+        if (logErrors && err && res.statusCode >= 500) write(ctx, 'error', { [errorKey]: err }, 'request failed');
         const lineLevel = aborted ? 'warn' : levelFor(ctx, req, res, err);
         if (lineLevel === 'silent') {
           // The app asked for no line (a health check).
@@ -314,7 +321,7 @@ function requestHandler(options, routeOf, reportsErrors) {
             bytes, completed, wallTimeAt(now));
         } else {
           const line = { method: req.method, route: routeOf(routeSource), url, status: aborted ? undefined : res.statusCode, durationMs, bytes };
-          if (err) line.err = err;
+          if (err) line[errorKey] = err;
           if (aborted) line.aborted = true;
           write(ctx, lineLevel, line, aborted ? 'request aborted' : completedMessage);
         }
@@ -340,11 +347,13 @@ function requestHandler(options, routeOf, reportsErrors) {
  */
 function errorLogger(options = {}) {
   validateObject(options, 'options');
-  const writeLine = lineWriter(loggerOption(options, ['error', 'warn']));
+  const log = loggerOption(options, ['error', 'warn']);
+  const writeLine = lineWriter(log);
+  const errorKey = errorKeyOf(log);
   return function ambientErrorLogger(err, req, res, next) {
     failedWith.set(res, err);
     try {
-      writeLine(asksForClientStatus(err) ? 'warn' : 'error', { err }, 'request failed');
+      writeLine(asksForClientStatus(err) ? 'warn' : 'error', { [errorKey]: err }, 'request failed');
     } catch (writeFailed) {
       // Thrown here, Express would pass the write's error on in place of the
       // app's. The app's error goes on; the write's surfaces as the access
@@ -383,6 +392,7 @@ function wrapHandler(handler, options = {}) {
   const logger = loggerOption(options, ['warn', 'debug', 'error']);
   const middleware = ambientMiddleware({ ...options, logger });
   const writeLine = lineWriter(logger);
+  const errorKey = errorKeyOf(logger);
   return function ambientHandler(req, res) {
     hookHttp2For(res);
     middleware(req, res, () => {
@@ -391,7 +401,7 @@ function wrapHandler(handler, options = {}) {
       if (typeof result?.then === 'function') {
         result.then(undefined, (err) => {
           failedWith.set(res, err);
-          writeLine('error', { err }, 'request failed');
+          writeLine('error', { [errorKey]: err }, 'request failed');
           throw err;
         });
       }

@@ -78,7 +78,7 @@ const childBindings: Record<string, unknown> = logger.child({ component: 'db' })
 const prefixed = createLogger({ msgPrefix: '[api] ' }).child({ component: 'db' }, { msgPrefix: '[db] ' })
 prefixed.setBindings({ table: 'orders' })
 const prefix: string | undefined = prefixed.msgPrefix
-createLogger({ messageKey: 'message', timestamp: 'iso', enabled: process.env.NODE_ENV !== 'test' })
+createLogger({ messageKey: 'message', timestamp: 'iso', enabled: process.env.NODE_ENV !== 'test', errorKey: 'error' })
 createLogger({ mixin: (object, level) => ({ appVersion: '1.2.3', loud: level >= 50 }), nestedKey: 'payload' })
 createLogger({ timestamp: false, formatters: { level: (label) => ({ severity: label.toUpperCase() }), bindings: ({ hostname }) => ({ host: hostname }) } })
 void warnValue; void infoLabel; void childBindings
