@@ -37,6 +37,19 @@ describe('native addon', () => {
     assert.equal(ambient.nativeVersion(), pkg.version);
   });
 
+  it('rejects a flush whose wait panics on its libuv worker thread, where napi-rs catches nothing (checked in a child process)', () => {
+    const script = `
+      const native = require(${JSON.stringify(path.join(__dirname, '..', 'lib', 'native'))});
+      native.panicInFlushForTest('in the flush').then(
+        () => console.log('resolved'),
+        (e) => console.log('rejected:' + (e instanceof Error) + ':' + e.message),
+      ).then(() => console.log('still alive:' + native.nativeVersion()));`;
+    const child = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8' });
+    assert.equal(child.status, 0, child.stderr);
+    assert.match(child.stdout, /^rejected:true:the log writer panicked while flushing: in the flush$/m);
+    assert.match(child.stdout, new RegExp(`still alive:${pkg.version.replaceAll('.', '\\.')}`));
+  });
+
   it('does not abort the process on a panic (checked in a child process)', () => {
     const script = `
       const native = require(${JSON.stringify(path.join(__dirname, '..', 'lib', 'native'))});

@@ -2,7 +2,7 @@
 //! `#[napi(catch_unwind)]`, which turns a panic into a thrown JS `Error`,
 //! and the flush task catches its own on the libuv thread it runs on (a
 //! rejected promise). This module holds the probe the test suite uses to
-//! prove the first.
+//! prove the first; `log::panic_in_flush_for_test` proves the second.
 
 use napi_derive::napi;
 

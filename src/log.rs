@@ -446,7 +446,8 @@ impl NativeLogDestination {
   /// JS thread.
   #[napi(catch_unwind)]
   pub fn flush(&self) -> AsyncTask<FlushTask> {
-    AsyncTask::new(FlushTask { writer: self.destination.writer.clone() })
+    let writer = self.destination.writer.clone();
+    AsyncTask::new(FlushTask { flush: Box::new(move || writer.flush()) })
   }
 
   /// Lines dropped because the buffer was full (policy "drop").
@@ -764,8 +765,17 @@ fn push_access_members(
   out.push(b',');
 }
 
+/// Waits for a writer's lines on a libuv worker thread. Holds the wait as a
+/// closure so that a test can make it panic (`panic_in_flush_for_test`).
 pub struct FlushTask {
-  writer: Arc<Writer>,
+  flush: Box<dyn FnMut() -> Option<String> + Send>,
+}
+
+/// A flush whose wait panics, on the worker thread as a real one would.
+/// Exists so tests can prove that it rejects rather than aborting.
+#[napi(catch_unwind)]
+pub fn panic_in_flush_for_test(message: String) -> AsyncTask<FlushTask> {
+  AsyncTask::new(FlushTask { flush: Box::new(move || panic!("{message}")) })
 }
 
 impl Task for FlushTask {
@@ -775,8 +785,10 @@ impl Task for FlushTask {
   // Runs on a libuv worker thread, where napi-rs catches no panic: one
   // unwinding out of here would abort the process.
   fn compute(&mut self) -> Result<Self::Output> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.writer.flush()))
-      .map_err(|_| Error::from_reason("the log writer panicked while flushing"))
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (self.flush)())).map_err(|panic| {
+      let detail = panic.downcast_ref::<String>().map(String::as_str).or_else(|| panic.downcast_ref::<&str>().copied());
+      Error::from_reason(format!("the log writer panicked while flushing: {}", detail.unwrap_or("no message")))
+    })
   }
 
   fn resolve(&mut self, _env: Env, output: Self::Output) -> Result<()> {
