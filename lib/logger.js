@@ -139,7 +139,7 @@ function levelValue(levels, level, name = 'level') {
 }
 
 // The middleware's access lines, one per request, gathered per destination
-// and crossed into Rust once per batch (src/log.rs, log_access_batch): a
+// and crossed into Rust once per batch (src/access_log.rs, log_access_batch): a
 // crossing per line cost more than formatting it. A batch is written at the
 // end of the event loop's turn (setImmediate), when full, before any other
 // line of its destination (so lines keep their order), on flush, and on the

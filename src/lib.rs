@@ -4,6 +4,7 @@
 
 #![deny(clippy::all)]
 
+mod access_log;
 mod baggage;
 mod context;
 mod field_censor;
@@ -18,6 +19,7 @@ mod trace_context;
 mod watchdog;
 mod writer;
 
+pub use access_log::*;
 pub use context::*;
 pub use guard::*;
 pub use log::*;
