@@ -1168,6 +1168,47 @@ for (const framework of ['Koa', 'Fastify']) {
           await own.close();
         }
       });
+      it("ambient's own logger serves as Fastify's loggerInstance: request.log lines carry the context, a route's logLevel applies", async () => {
+        const Fastify = require('fastify');
+        const own = tempLog();
+        const app = Fastify({
+          loggerInstance: own.logger,
+          genReqId: ambient.fastifyRequestId(),
+          logController: new Fastify.LogController({ disableRequestLogging: true }),
+        });
+        await app.register(ambient.fastify, { logger: own.logger });
+        app.get('/work/:n', async (request) => {
+          await sleep(Math.random() * 5);
+          request.log.info({ n: Number(request.params.n) }, 'working');
+          await sleep(Math.random() * 5);
+          return RequestContext.require().requestId;
+        });
+        app.get('/quiet', { logLevel: 'warn' }, async (request) => {
+          request.log.info('filtered by the route');
+          request.log.warn('kept');
+          return 'ok';
+        });
+        try {
+          const ids = Array.from({ length: 30 }, (_, i) => `instance-${i}`);
+          const responses = await Promise.all(ids.map(async (id, n) => {
+            await sleep(Math.random() * 5);
+            return app.inject({ url: n % 5 === 4 ? '/quiet' : `/work/${n}`, headers: { 'x-request-id': id } });
+          }));
+          const lines = await linesOf(own);
+          ids.forEach((id, n) => {
+            assert.equal(responses[n].statusCode, 200);
+            const mine = lines.filter((l) => l.requestId === id);
+            const quiet = n % 5 === 4;
+            assert.deepEqual(mine.map((l) => l.msg), [quiet ? 'kept' : 'working', 'request completed'], id);
+            assert.equal(mine[0].reqId, id, "Fastify's child binding");
+            assert.equal(mine[0].traceId, mine[1].traceId);
+            if (!quiet) assert.equal(mine[0].n, n);
+          });
+          assert.ok(!lines.some((l) => l.msg === 'filtered by the route'));
+        } finally {
+          await app.close();
+        }
+      });
       it("with genReqId: fastifyRequestId(), Fastify's reqId is the request's requestId, hostile headers replaced", async () => {
         const chunks = [];
         const Fastify = require('fastify');
