@@ -292,11 +292,13 @@ export declare function newRequestId(): string
 
 export type LevelName = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal'
 /**
- * A built-in level or one of the custom levels a logger's type names. Written this way so that
- * the custom levels are inferred from `customLevels` (or the logger) alone, never from a level
- * given beside them.
+ * `T`, in a place TypeScript does not infer it from (what `NoInfer` does in TypeScript 5.4 and
+ * later): the custom levels are inferred from `customLevels` (or the logger) alone, never from a
+ * level given beside them.
  */
-type LevelOf<CustomLevels extends string> = LevelName | [CustomLevels][CustomLevels extends unknown ? 0 : never]
+type Uninferred<T> = [T][T extends unknown ? 0 : never]
+/** A built-in level or one of the custom levels a logger's type names. */
+type LevelOf<CustomLevels extends string> = LevelName | Uninferred<CustomLevels>
 
 /** pino's redact object. */
 export interface RedactOptions {
@@ -378,7 +380,7 @@ export interface LoggerOptions<CustomLevels extends string = never> {
    * the logged object, the level number and the logger, in the line's request context, the
    * middleware's lines included. Returning anything but an object throws `ERR_INVALID_RETURN_VALUE`.
    */
-  mixin?: (object: Record<string, unknown>, level: number, logger: Logger<[CustomLevels][CustomLevels extends unknown ? 0 : never]>) => Record<string, unknown>
+  mixin?: (object: Record<string, unknown>, level: number, logger: Logger<Uninferred<CustomLevels>>) => Record<string, unknown>
   /**
    * pino's: the logged members (the mixin's included) go under this key, when there are any.
    * Redaction paths and serializers apply to them as they would at the top of the line.
@@ -458,7 +460,6 @@ export interface LoggerLike {
   debug(...args: any[]): unknown
   error(...args: any[]): unknown
 }
-
 
 export interface MiddlewareOptions<CustomLevels extends string = never> {
   /**

@@ -662,7 +662,7 @@ describe('levels and children', () => {
 
   it('refuses custom levels that would make a line or a method ambiguous', () => {
     const invalid = { name: 'TypeError', code: 'ERR_INVALID_ARG_VALUE' };
-    for (const customLevels of [{ info: 35 }, { silent: 70 }, { child: 35 }, { flush: 35 }, { toString: 35 }, { 'two words': 35 }, { '': 35 }]) {
+    for (const customLevels of [{ info: 35 }, { silent: 70 }, { child: 35 }, { flush: 35 }, { toString: 35 }, { 'two words': 35 }, { 'http-log': 35 }, { '': 35 }]) {
       assert.throws(() => createLogger({ customLevels }), { ...invalid, message: /a level's name must be/ }, Object.keys(customLevels)[0]);
     }
     assert.throws(() => createLogger({ customLevels: { loud: 40 } }), { ...invalid, message: /is level 'warn' already/ });

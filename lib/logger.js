@@ -576,7 +576,7 @@ function withErrorKey(serializers, errorKey) {
 
 // A level's name becomes a method of the logger, so it cannot be one of the
 // logger's own members; it is written in pretty lines as it is.
-const LEVEL_NAME = /^[A-Za-z_$][\w$-]*$/;
+const LEVEL_NAME = /^[A-Za-z_$][\w$]*$/;
 
 // pino's customLevels (name to number) and useOnlyCustomLevels. Unlike
 // pino, a custom level may not take a built-in level's name or any level's
