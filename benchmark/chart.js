@@ -11,8 +11,8 @@ const { parseArgs } = require('node:util');
 const results = path.join(__dirname, 'results');
 const { values: files } = parseArgs({
   options: {
-    express: { type: 'string', default: path.join(results, 'express-slots-1a440cf-node26.json') },
-    logger: { type: 'string', default: path.join(results, 'logger-1a440cf.json') },
+    express: { type: 'string', default: path.join(results, 'express-slots-ef1af99-node26.json') },
+    logger: { type: 'string', default: path.join(results, 'logger-6389c29.json') },
   },
 });
 const express = JSON.parse(fs.readFileSync(files.express, 'utf8'));
