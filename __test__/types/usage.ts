@@ -133,3 +133,5 @@ const viaWinston = errorLogger({ logger: winston.createLogger() })
 // @ts-expect-error not a logger
 middleware({ logger: { info() {} } })
 export { koaApp, fastifyApp, viaPino, viaWinston }
+const pinoWithLevels = pino({ customLevels: { http: 25 } })
+middleware({ logger: pinoWithLevels, level: (req) => req.url === '/' ? 'http' : 'info' })
