@@ -316,7 +316,8 @@ export interface LoggerOptions<CustomLevels extends string = never> {
    * pino's: levels of your own, name to number (an integer from 0 to 2^32 - 1), each a method
    * of the logger: `{ audit: 35 }` gives `log.audit()`, whose lines carry `"level":35`. A name
    * must be an identifier other than 'silent', a built-in level or a logger member, and no two
-   * levels may share a number; either throws `ERR_INVALID_ARG_VALUE`. A child has its parent's.
+   * levels may share a number; either throws `ERR_INVALID_ARG_VALUE`. A child has its parent's,
+   * and may add its own.
    */
   customLevels?: Record<CustomLevels, number>
   /** pino's: only `customLevels`, without trace to fatal. Default false. */
@@ -434,12 +435,19 @@ export interface LoggerMembers<CustomLevels extends string = never> {
   readonly msgPrefix: string | undefined
   /**
    * A logger whose lines also carry `bindings`; shares the destination. Its `serializers` add to
-   * this logger's, and its `msgPrefix` is appended to this logger's.
+   * this logger's, its `msgPrefix` is appended to this logger's, and its `customLevels` add to
+   * this logger's levels (not with the root's `formatters.level`, which throws
+   * `ERR_INVALID_ARG_VALUE`).
    */
-  child(
+  child<ChildLevels extends string = never>(
     bindings: Record<string, unknown>,
-    options?: { level?: LevelName | CustomLevels | 'silent' | number, serializers?: Serializers, msgPrefix?: string },
-  ): Logger<CustomLevels>
+    options?: {
+      level?: LevelName | CustomLevels | Uninferred<ChildLevels> | 'silent' | number
+      serializers?: Serializers
+      msgPrefix?: string
+      customLevels?: Record<ChildLevels, number>
+    },
+  ): Logger<CustomLevels | ChildLevels>
   /** Resolves once every line logged so far is written. */
   flush(): Promise<void>
   /** pino's form: calls back once every line logged so far is written, with the write's error if it failed. */

@@ -660,6 +660,55 @@ describe('levels and children', () => {
     assert.throws(() => createLogger({ errorKey: 5 }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
   });
 
+  it("a child's customLevels add to its parent's levels, for it and its own children", async () => {
+    const pino = require('pino');
+    const options = { customLevels: { audit: 35 }, base: null, timestamp: false, level: 'debug' };
+    const pinoLines = [];
+    const { file, log } = logTo(options);
+    // Where a child with levels of its own uses a custom level of its
+    // parent's, pino 9 writes `undefined,"c":1,…`, which does not parse;
+    // ambient writes the line whole. Those calls are compared with what they
+    // should be.
+    const calls = [
+      ['child', 'notice', true], ['child', 'audit', false], ['child', 'info', true], ['root', 'audit', true],
+      ['child', 'debug', true], ['grandchild', 'notice', false], ['grandchild', 'audit', false], ['grandchild', 'verbose', true],
+    ];
+    for (const root of [log, pino(options, { write: (line) => pinoLines.push(line.trimEnd()) })]) {
+      const loggers = { root, child: root.child({ c: 1 }, { customLevels: { notice: 33 } }) };
+      loggers.grandchild = loggers.child.child({ g: 1 }, { customLevels: { verbose: 15 }, level: 'verbose' });
+      assert.equal(typeof root.notice, 'undefined', "a child's level is not its parent's");
+      assert.equal(loggers.child.isLevelEnabled('notice'), true);
+      for (const [who, level] of calls) loggers[who][level](`${who} at ${level}`);
+    }
+    await log.flush();
+    const ours = fs.readFileSync(file, 'utf8').split('\n').filter(Boolean);
+    assert.equal(ours.length, calls.length);
+    assert.deepEqual(ours.filter((_, i) => calls[i][2]), pinoLines.filter((_, i) => calls[i][2]));
+    assert.deepEqual(ours.filter((_, i) => !calls[i][2]).map((line) => JSON.parse(line)), [
+      { level: 35, c: 1, msg: 'child at audit' },
+      { level: 33, c: 1, g: 1, msg: 'grandchild at notice' },
+      { level: 35, c: 1, g: 1, msg: 'grandchild at audit' },
+    ]);
+    const child = log.child({}, { customLevels: { notice: 33 } });
+    assert.deepEqual(child.levels.values, { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60, audit: 35, notice: 33 });
+    assert.equal(child.levels.labels[33], 'notice');
+    child.level = 'notice';
+    assert.equal(child.level, 'notice');
+
+    const invalid = { name: 'TypeError', code: 'ERR_INVALID_ARG_VALUE' };
+    assert.throws(() => log.child({}, { customLevels: { audit: 36 } }), { ...invalid, message: /names a level 'audit'/ });
+    assert.throws(() => log.child({}, { customLevels: { other: 35 } }), { ...invalid, message: /is level 'audit' already/ });
+    // With formatters.level, each level's members are made with the root.
+    const formatted = logTo({ formatters: { level: (label) => ({ severity: label }) } });
+    assert.throws(() => formatted.log.child({}, { customLevels: { notice: 33 } }), { ...invalid, message: /formatters\.level/ });
+    assert.throws(() => log.child({}, { useOnlyCustomLevels: true }), { ...invalid, message: /useOnlyCustomLevels/ });
+
+    const pretty = logTo({ ...options, pretty: true });
+    pretty.log.child({}, { customLevels: { notice: 33 } }).notice('pretty');
+    await pretty.log.flush();
+    assert.match(fs.readFileSync(pretty.file, 'utf8'), /^\S+ NOTICE pretty\n$/);
+  });
+
   it('refuses custom levels that would make a line or a method ambiguous', () => {
     const invalid = { name: 'TypeError', code: 'ERR_INVALID_ARG_VALUE' };
     for (const customLevels of [{ info: 35 }, { silent: 70 }, { child: 35 }, { flush: 35 }, { toString: 35 }, { 'two words': 35 }, { 'http-log': 35 }, { '': 35 }]) {
@@ -678,7 +727,6 @@ describe('levels and children', () => {
     assert.throws(() => createLogger({ customLevels: { audit: 35 }, useOnlyCustomLevels: true }), { ...invalid, message: /'options\.level' must be one of audit, silent/ });
     const { log } = logTo({ customLevels: { audit: 35 } });
     assert.throws(() => { log.level = 'loud'; }, { ...invalid, message: /must be one of trace, debug, info, warn, error, fatal, audit, silent/ });
-    assert.throws(() => log.child({}, { customLevels: { other: 36 } }), { ...invalid, message: /options\.customLevels/ });
   });
 
   it('rejects a messageKey, timestamp, formatters or enabled option it would misread', () => {

@@ -236,6 +236,8 @@ class Logger {
   #shared;
   #bindings;
   #level;
+  // pino's logger.levels: the root's, and a child's own custom levels.
+  #levels;
   #serializers;
   // What a line's object is serialized with: #serializers, with an err
   // serializer also applied to the errorKey member, as pino applies it.
@@ -246,8 +248,9 @@ class Logger {
   // once each: message id to { text, id }.
   #prefixedAccessMessages;
 
-  constructor(shared, bindings, level, serializers, msgPrefix) {
+  constructor(shared, bindings, level, serializers, msgPrefix, levels) {
     this.#shared = shared;
+    this.#levels = levels;
     this.#bindings = bindings;
     this.#serializers = serializers;
     this.#lineSerializers = withErrorKey(serializers, shared.errorKey);
@@ -258,13 +261,13 @@ class Logger {
   }
 
   get level() {
-    return this.#shared.levels.labels[this.#level] ?? 'silent';
+    return this.#levels.labels[this.#level] ?? 'silent';
   }
 
   /** Disabled levels become no-op methods, so a filtered call costs nothing. */
   set level(level) {
-    const { values } = this.#shared.levels;
-    this.#level = levelValue(this.#shared.levels, level);
+    const { values } = this.#levels;
+    this.#level = levelValue(this.#levels, level);
     for (const name of Object.keys(values)) {
       const value = values[name];
       this[name] = value >= this.#level ? (...args) => this.#write(value, args) : noop;
@@ -272,12 +275,12 @@ class Logger {
   }
 
   isLevelEnabled(level) {
-    return levelValue(this.#shared.levels, level) >= this.#level;
+    return levelValue(this.#levels, level) >= this.#level;
   }
 
   /** pino's: the levels' names to numbers (values) and numbers to names (labels), custom ones included. */
   get levels() {
-    return this.#shared.levels;
+    return this.#levels;
   }
 
   /** pino's: logging at level 'silent' writes nothing. */
@@ -310,7 +313,8 @@ class Logger {
   /**
    * A logger whose lines also carry `bindings`; it shares the destination.
    * options.serializers adds to (or overrides) this logger's;
-   * options.msgPrefix is appended to this logger's.
+   * options.msgPrefix is appended to this logger's; options.customLevels
+   * adds levels to this logger's, for the child and its own children.
    */
   child(bindings, options = {}) {
     validateObject(bindings, 'bindings');
@@ -319,8 +323,17 @@ class Logger {
     if (notTaken !== undefined) throw invalidArgValue(`options.${notTaken}`, options[notTaken], "is pino's, and ambient's child() does not take it");
     const serializers = compileSerializers(options.serializers, this.#serializers);
     const msgPrefix = msgPrefixOption(options, this.#msgPrefix);
+    let levels = this.#levels;
+    if (options.customLevels !== undefined) {
+      // Each level's formatted members are written by the destination's
+      // line shape, made with the root (src/line_shape.rs).
+      if (this.#shared.formatsLevels) {
+        throw invalidArgValue('options.customLevels', options.customLevels, 'cannot add levels to a logger with formatters.level: give them to the root logger');
+      }
+      levels = withCustomLevels(levels.values, options.customLevels);
+    }
     const text = serializeBindings(bindings, this.#shared.redact, serializers);
-    return new Logger(this.#shared, joinBindings(this.#bindings, text), options.level ?? this.level, serializers, msgPrefix);
+    return new Logger(this.#shared, joinBindings(this.#bindings, text), options.level ?? this.level, serializers, msgPrefix, levels);
   }
 
   /**
@@ -402,7 +415,7 @@ class Logger {
     // Only a sync destination throws here: its write is made now.
     try {
       if (shared.pretty) {
-        shared.destination.writeRaw(prettyLine(shared.prettyLabels[level], ctx, this.#bindings, members, msg, shared.redact));
+        shared.destination.writeRaw(prettyLine(prettyLabel(this.#levels, level), ctx, this.#bindings, members, msg, shared.redact));
         return;
       }
       result = native.logWrite(shared.handle, level, ctx === undefined ? -1 : ctx.id,
@@ -515,7 +528,7 @@ function prettyLine(label, ctx, bindings, members, msg, redact) {
 // learns at once.
 const PINO_OPTIONS_NOT_TAKEN = ['transport', 'levelComparator', 'hooks', 'mixinMergeStrategy'];
 // The same for child(): a child shares its parent's destination and shape.
-const CHILD_OPTIONS_NOT_TAKEN = ['redact', 'customLevels', 'useOnlyCustomLevels', 'formatters'];
+const CHILD_OPTIONS_NOT_TAKEN = ['redact', 'useOnlyCustomLevels', 'formatters'];
 
 function createLogger(options = {}) {
   validateObject(options, 'options');
@@ -543,13 +556,13 @@ function createLogger(options = {}) {
   levelValue(levels, options.level ?? level, 'options.level');
   const destination = openDestination({ ...options, ...shape, prefix: prefixText ? `${prefixText},` : '', fieldCensor: fieldRedaction(redact) });
   const shared = {
-    destination, handle: destination.handle, redact, pretty: Boolean(options.pretty), onDropped: options.onDropped, levels,
-    prettyLabels: Object.fromEntries(Object.entries(levels.values).map(([name, value]) => [value, name.toUpperCase().padEnd(5)])),
+    destination, handle: destination.handle, redact, pretty: Boolean(options.pretty), onDropped: options.onDropped,
+    formatsLevels: shape.levelMembers !== undefined,
     messageKey: shape.messageKey, errorKey, mixin: options.mixin, nestedKey: options.nestedKey,
     nestedKeyJson: options.nestedKey === undefined ? undefined : JSON.stringify(options.nestedKey),
     access: new AccessBatch(destination.handle, options.sync === true, options.onDropped),
   };
-  return new Logger(shared, '', level, serializers, msgPrefixOption(options, ''));
+  return new Logger(shared, '', level, serializers, msgPrefixOption(options, ''), levels);
 }
 
 // How every JSON line of the destination is shaped (src/line_shape.rs):
@@ -578,9 +591,7 @@ function withErrorKey(serializers, errorKey) {
 // logger's own members; it is written in pretty lines as it is.
 const LEVEL_NAME = /^[A-Za-z_$][\w$]*$/;
 
-// pino's customLevels (name to number) and useOnlyCustomLevels. Unlike
-// pino, a custom level may not take a built-in level's name or any level's
-// number: either would give one line two readings.
+// pino's customLevels (name to number) and useOnlyCustomLevels.
 function levelsOption(options) {
   const { customLevels, useOnlyCustomLevels = false } = options;
   validateBoolean(useOnlyCustomLevels, 'options.useOnlyCustomLevels');
@@ -588,22 +599,40 @@ function levelsOption(options) {
     if (useOnlyCustomLevels) throw invalidArgValue('options.useOnlyCustomLevels', true, 'needs options.customLevels');
     return DEFAULT_LEVEL_MAPS;
   }
+  return withCustomLevels(useOnlyCustomLevels ? {} : LEVELS, customLevels);
+}
+
+// `values` (name to number) and `customLevels`, as a logger's levels. Unlike
+// pino, a custom level may not take a name or a number a level has already:
+// either would give one line two readings.
+function withCustomLevels(values, customLevels) {
   validateObject(customLevels, 'options.customLevels');
-  const values = useOnlyCustomLevels ? {} : { ...LEVELS };
-  const taken = new Map(Object.entries(values).map(([name, value]) => [value, name]));
+  const all = { ...values };
+  const taken = new Map(Object.entries(all).map(([name, value]) => [value, name]));
   for (const [name, value] of Object.entries(customLevels)) {
     const key = `options.customLevels.${name}`;
-    if (!LEVEL_NAME.test(name) || name === 'silent' || name in Logger.prototype || Object.hasOwn(values, name)) {
-      throw invalidArgValue('options.customLevels', customLevels, `names a level '${name}'; a level's name must be an identifier other than 'silent', a built-in level or a logger member`);
+    if (!LEVEL_NAME.test(name) || name === 'silent' || name in Logger.prototype || Object.hasOwn(all, name)) {
+      throw invalidArgValue('options.customLevels', customLevels, `names a level '${name}'; a level's name must be an identifier other than 'silent', a level the logger has or a logger member`);
     }
     // Rust writes the level as a u32.
     if (!Number.isInteger(value) || value < 0 || value > 0xffffffff) throw invalidArgValue(key, value, 'must be an integer from 0 to 4294967295');
     if (taken.has(value)) throw invalidArgValue(key, value, `is level '${taken.get(value)}' already`);
     taken.set(value, name);
-    values[name] = value;
+    all[name] = value;
   }
-  if (Object.keys(values).length === 0) throw invalidArgValue('options.customLevels', customLevels, 'must name at least one level');
-  return levelMaps(values);
+  if (Object.keys(all).length === 0) throw invalidArgValue('options.customLevels', customLevels, 'must name at least one level');
+  return levelMaps(all);
+}
+
+// What pretty lines call each level: its name in capitals, padded.
+const prettyLabels = new WeakMap();
+function prettyLabel(levels, level) {
+  let labels = prettyLabels.get(levels);
+  if (labels === undefined) {
+    labels = Object.fromEntries(Object.entries(levels.values).map(([name, value]) => [value, name.toUpperCase().padEnd(5)]));
+    prettyLabels.set(levels, labels);
+  }
+  return labels[level];
 }
 
 // pino's formatters. Its formatters.log runs for every line, which would

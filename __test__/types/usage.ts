@@ -85,6 +85,11 @@ void warnValue; void infoLabel; void childBindings
 const audited = createLogger({ customLevels: { audit: 35, http: 25 }, level: 'http', formatters: { level: (label) => ({ level: label }) } })
 audited.audit({ orderId: 7 }, 'refunded')
 audited.child({ component: 'db' }).http('query')
+const noticing = audited.child({ component: 'mail' }, { customLevels: { notice: 33 }, level: 'notice' })
+noticing.notice('sent')
+noticing.audit('logged')
+// @ts-expect-error a child's level is not its parent's
+audited.notice('sent')
 audited.level = 'audit'
 const auditLevel: number = audited.levels.values.audit
 void auditLevel
