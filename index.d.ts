@@ -419,7 +419,8 @@ export interface LoggerMembers<CustomLevels extends string = never> {
   warn: LogFn
   error: LogFn
   fatal: LogFn
-  isLevelEnabled(level: LevelName | CustomLevels | 'silent' | number): boolean
+  /** Whether a line at `level` would be written; false, as in pino, for a level this logger does not have. */
+  isLevelEnabled(level: LevelName | CustomLevels | 'silent' | number | (string & {})): boolean
   /** pino's level maps: names to numbers and numbers to names, custom levels included. */
   readonly levels: {
     readonly values: Readonly<Record<LevelName | CustomLevels, number>>

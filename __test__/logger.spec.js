@@ -372,6 +372,15 @@ describe('levels and children', () => {
     for (const level of ['trace', 'debug', 'info', 'warn', 'error', 'fatal']) log[level](level);
     assert.equal(log.isLevelEnabled('info'), false);
     assert.equal(log.isLevelEnabled('error'), true);
+    assert.equal(log.isLevelEnabled(50), true);
+    assert.equal(log.isLevelEnabled(20), false);
+    // As pino answers a probe for a level it does not have.
+    const theirs = require('pino')({ level: 'warn' }, { write() {} });
+    for (const level of ['bogus', 'toString', '__proto__', 'silent', 'fatal', 'trace']) {
+      assert.equal(log.isLevelEnabled(level), theirs.isLevelEnabled(level), level);
+    }
+    assert.equal(log.isLevelEnabled(35), false, 'a number that is no level');
+    assert.throws(() => log.isLevelEnabled({}), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
     log.level = 'debug';
     log.debug('now enabled');
     assert.equal(log.level, 'debug');
@@ -678,6 +687,7 @@ describe('levels and children', () => {
       loggers.grandchild = loggers.child.child({ g: 1 }, { customLevels: { verbose: 15 }, level: 'verbose' });
       assert.equal(typeof root.notice, 'undefined', "a child's level is not its parent's");
       assert.equal(loggers.child.isLevelEnabled('notice'), true);
+      assert.equal(root.isLevelEnabled('notice'), false, "the parent does not have its child's level");
       for (const [who, level] of calls) loggers[who][level](`${who} at ${level}`);
     }
     await log.flush();

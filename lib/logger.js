@@ -274,8 +274,17 @@ class Logger {
     }
   }
 
+  /**
+   * Whether a line at `level` (a name or a number) would be written. As in
+   * pino, false for a level this logger does not have: code probing for a
+   * level (a child's, another logger's) learns that it is not there.
+   */
   isLevelEnabled(level) {
-    return levelValue(this.#levels, level) >= this.#level;
+    if (typeof level !== 'string' && typeof level !== 'number') throw invalidArgType('level', 'string or number', level);
+    const { values, labels } = this.#levels;
+    if (level === 'silent') return Infinity >= this.#level;
+    if (typeof level === 'string') return Object.hasOwn(values, level) && values[level] >= this.#level;
+    return Object.hasOwn(labels, level) && level >= this.#level;
   }
 
   /** pino's: the levels' names to numbers (values) and numbers to names (labels), custom ones included. */
