@@ -131,11 +131,18 @@ function levelMaps(values) {
 
 const DEFAULT_LEVEL_MAPS = levelMaps(LEVELS);
 
-function levelValue(levels, level, name = 'level') {
-  if (typeof level === 'number' && Object.hasOwn(levels.labels, level)) return level;
-  if (typeof level === 'string' && Object.hasOwn(levels.values, level)) return levels.values[level];
+// The number of `level` (a name, a number or 'silent') among `levels`;
+// undefined when it is none of them.
+function levelNumber(levels, level) {
+  if (typeof level === 'number') return Object.hasOwn(levels.labels, level) ? level : undefined;
   if (level === 'silent') return Infinity;
-  throw invalidArgValue(name, level, `must be one of ${[...Object.keys(levels.values), 'silent'].join(', ')}`);
+  return typeof level === 'string' && Object.hasOwn(levels.values, level) ? levels.values[level] : undefined;
+}
+
+function levelValue(levels, level, name = 'level') {
+  const value = levelNumber(levels, level);
+  if (value === undefined) throw invalidArgValue(name, level, `must be one of ${[...Object.keys(levels.values), 'silent'].join(', ')}`);
+  return value;
 }
 
 // The middleware's access lines, one per request, gathered per destination
@@ -281,10 +288,8 @@ class Logger {
    */
   isLevelEnabled(level) {
     if (typeof level !== 'string' && typeof level !== 'number') throw invalidArgType('level', 'string or number', level);
-    const { values, labels } = this.#levels;
-    if (level === 'silent') return Infinity >= this.#level;
-    if (typeof level === 'string') return Object.hasOwn(values, level) && values[level] >= this.#level;
-    return Object.hasOwn(labels, level) && level >= this.#level;
+    const value = levelNumber(this.#levels, level);
+    return value !== undefined && value >= this.#level;
   }
 
   /** pino's: the levels' names to numbers (values) and numbers to names (labels), custom ones included. */
@@ -424,7 +429,7 @@ class Logger {
     // Only a sync destination throws here: its write is made now.
     try {
       if (shared.pretty) {
-        shared.destination.writeRaw(prettyLine(prettyLabel(this.#levels, level), ctx, this.#bindings, members, msg, shared.redact));
+        shared.destination.writeRaw(prettyLine(this.#levels.labels[level], ctx, this.#bindings, members, msg, shared.redact));
         return;
       }
       result = native.logWrite(shared.handle, level, ctx === undefined ? -1 : ctx.id,
@@ -489,12 +494,12 @@ function pad(n, width = 2) {
 
 // One readable line for a development terminal:
 // 12:04:05.123 INFO  [request id trace:first 8 of the trace id] message key=value ...
-// `members`: the logged object as JSON text, or null.
+// `label`: the level's name; `members`: the logged object as JSON text, or null.
 function prettyLine(label, ctx, bindings, members, msg, redact) {
   const now = new Date();
   const time = `${pad(now.getHours())}:${pad(now.getMinutes())}:${pad(now.getSeconds())}.${pad(now.getMilliseconds(), 3)}`;
   const fields = ctx === undefined ? [] : [ctx.fields()];
-  const parts = [time, label];
+  const parts = [time, label.toUpperCase().padEnd(5)];
   if (ctx !== undefined) {
     const { requestId, traceId } = ctx.ids();
     parts.push(`[${requestId} trace:${traceId.slice(0, 8)}]`);
@@ -633,16 +638,6 @@ function withCustomLevels(values, customLevels) {
   return levelMaps(all);
 }
 
-// What pretty lines call each level: its name in capitals, padded.
-const prettyLabels = new WeakMap();
-function prettyLabel(levels, level) {
-  let labels = prettyLabels.get(levels);
-  if (labels === undefined) {
-    labels = Object.fromEntries(Object.entries(levels.values).map(([name, value]) => [value, name.toUpperCase().padEnd(5)]));
-    prettyLabels.set(levels, labels);
-  }
-  return labels[level];
-}
 
 // pino's formatters. Its formatters.log runs for every line, which would
 // take JS for every line here too: refused rather than ignored. The other
