@@ -8,12 +8,26 @@ const { AsyncLocalStorage } = require('./lib/async_local_storage');
 const { AsyncContext } = require('./lib/async_context');
 const { AsyncResource } = require('./lib/async_resource');
 const { RequestContext, DeadlineExceededError } = require('./lib/request_context');
-const traceContext = require('./lib/trace_context');
+const traceContextCodec = require('./lib/trace_context');
 const { createLogger, LEVELS } = require('./lib/logger');
 const { ambientMiddleware, errorLogger, wrapHandler, koa, fastify, fastifyRequestId } = require('./lib/middleware');
 const { enableOutgoingPropagation, disableOutgoingPropagation, withoutPropagation, httpPropagation } = require('./lib/propagation');
-const adapters = require('./lib/adapters');
-const native = require('./lib/native');
+const { contextFields, pinoMixin, winstonFormat } = require('./lib/adapters');
+const { nativeVersion } = require('./lib/native');
+
+const traceContext = {
+  parseTraceparent: traceContextCodec.parseTraceparent,
+  formatTraceparent: traceContextCodec.formatTraceparent,
+  parseTracestate: traceContextCodec.parseTracestate,
+  parseBaggage: traceContextCodec.parseBaggage,
+  formatBaggage: traceContextCodec.formatBaggage,
+};
+const { newRequestId } = traceContextCodec;
+
+// Only `name` and `name: identifier` entries below: that is the shape Node's
+// CommonJS export detection reads, so `import { pinoMixin } from 'ambient'`
+// works in ES modules. The first entry of another shape (`a: b.c`) would
+// hide every name after it from ESM importers.
 
 module.exports = {
   AsyncLocalStorage,
@@ -36,16 +50,10 @@ module.exports = {
   disableOutgoingPropagation,
   withoutPropagation,
   httpPropagation,
-  contextFields: adapters.contextFields,
-  pinoMixin: adapters.pinoMixin,
-  winstonFormat: adapters.winstonFormat,
-  traceContext: {
-    parseTraceparent: traceContext.parseTraceparent,
-    formatTraceparent: traceContext.formatTraceparent,
-    parseTracestate: traceContext.parseTracestate,
-    parseBaggage: traceContext.parseBaggage,
-    formatBaggage: traceContext.formatBaggage,
-  },
-  newRequestId: traceContext.newRequestId,
-  nativeVersion: native.nativeVersion,
+  contextFields,
+  pinoMixin,
+  winstonFormat,
+  traceContext,
+  newRequestId,
+  nativeVersion,
 };
