@@ -826,15 +826,17 @@ describe('once() listeners added in a request', () => {
 });
 
 describe('an app mounted in another, both with the middleware', () => {
-  it('gives each pass its own context and access line, with the same bytes and error', async () => {
+  it("gives the inner pass a child of the outer pass's context, in the same trace, with a line of its own", async () => {
     const express = require('express');
     const outerLog = tempLog();
     const innerLog = tempLog();
     const spans = new Map();
     const inner = express();
-    inner.use(ambient.middleware({ logger: innerLog.logger, echoHeaders: false }));
+    // Echoing too: the response must keep the outer pass's ids.
+    inner.use(ambient.middleware({ logger: innerLog.logger }));
     inner.get('/ok/:n', async (req, res) => {
-      spans.get(req.headers['x-request-id']).inner = RequestContext.require().spanId;
+      const ctx = RequestContext.require();
+      spans.get(req.headers['x-request-id']).inner = { span: ctx.spanId, parent: ctx.parentSpanId, trace: ctx.traceId, kind: ctx.kind };
       await sleep(Math.random() * 10);
       res.write('x'.repeat(Number(req.params.n)));
       await sleep(Math.random() * 5);
@@ -849,8 +851,10 @@ describe('an app mounted in another, both with the middleware', () => {
     inner.use((err, req, res, next) => res.status(500).send('failed'));
     const outer = express();
     outer.use(ambient.middleware({ logger: outerLog.logger }));
-    outer.use((req, res, next) => {
-      spans.set(req.headers['x-request-id'], { outer: RequestContext.require().spanId });
+    outer.use(async (req, res, next) => {
+      const ctx = RequestContext.require();
+      spans.set(req.headers['x-request-id'], { outer: { span: ctx.spanId, trace: ctx.traceId } });
+      await sleep(Math.random() * 5);
       next();
     });
     outer.use('/inner', inner);
@@ -865,6 +869,7 @@ describe('an app mounted in another, both with the middleware', () => {
     assert.equal(failed.status, 500);
     const outerLines = (await linesOf(outerLog)).filter((l) => l.msg === 'request completed');
     const innerLines = (await linesOf(innerLog)).filter((l) => l.msg === 'request completed');
+    const traces = new Set();
     for (const [i, n] of ns.entries()) {
       const id = `nest-${n}`;
       const [outerLine, ...moreOuter] = outerLines.filter((l) => l.requestId === id);
@@ -874,17 +879,61 @@ describe('an app mounted in another, both with the middleware', () => {
       for (const line of [outerLine, innerLine]) {
         assert.equal(line.bytes, n + 1, id);
         assert.equal(line.status, 200, id);
+        assert.equal(line.route, '/inner/ok/:n', id);
       }
-      const { outer: outerSpan, inner: innerSpan } = spans.get(id);
-      assert.notEqual(outerSpan, innerSpan, 'each pass begins a context of its own');
-      assert.equal(outerLine.spanId, outerSpan);
-      assert.equal(innerLine.spanId, innerSpan);
-      assert.equal(ambient.traceContext.parseTraceparent(responses[i].headers.traceparent).parentId, outerSpan, 'only the outer pass echoes');
+      const { outer: outerPass, inner: innerPass } = spans.get(id);
+      assert.equal(innerPass.kind, 'child');
+      assert.equal(innerPass.parent, outerPass.span, 'the inner pass is a child span of the outer one');
+      assert.equal(innerPass.trace, outerPass.trace, 'one trace per request');
+      assert.deepEqual([outerLine.spanId, outerLine.traceId], [outerPass.span, outerPass.trace]);
+      assert.deepEqual([innerLine.spanId, innerLine.traceId], [innerPass.span, outerPass.trace]);
+      const echoed = ambient.traceContext.parseTraceparent(responses[i].headers.traceparent);
+      assert.deepEqual([echoed.traceId, echoed.parentId], [outerPass.trace, outerPass.span], "the response carries the outer pass's ids");
+      assert.equal(responses[i].headers['x-request-id'], id);
+      traces.add(outerPass.trace);
     }
+    assert.equal(traces.size, ns.length, 'each request a trace of its own');
     for (const lines of [outerLines, innerLines]) {
       const line = lines.find((l) => l.requestId === 'nest-fail');
       assert.equal(line.status, 500);
       assert.equal(line.err.message, 'inner failure');
+    }
+    const failedLines = outerLines.concat(innerLines).filter((l) => l.requestId === 'nest-fail');
+    assert.equal(new Set(failedLines.map((l) => l.traceId)).size, 1);
+  });
+
+  it('an Express app with the middleware, served through wrapHandler(), logs one request in one trace', async () => {
+    const express = require('express');
+    const { logger, file } = tempLog();
+    const app = express();
+    app.use(ambient.middleware({ logger, level: 'debug' }));
+    app.get('/n/:n', async (req, res) => {
+      await sleep(Math.random() * 10);
+      logger.info({ n: req.params.n }, 'handled');
+      res.send(req.params.n);
+    });
+    const debugLog = createLogger({ destination: file, level: 'debug' });
+    const server = http.createServer(ambient.wrapHandler(app, { logger: debugLog }));
+    const port = await listen(server);
+    // Half of them with a request id the middleware must replace: the
+    // replacement is logged once, by the first pass.
+    const ns = Array.from({ length: 24 }, (_, i) => i);
+    const responses = await Promise.all(ns.map((n) => request(port, { path: `/n/${n}`, headers: { 'x-request-id': n % 2 ? `wrapped-${n}` : 'bad id' } })));
+    server.close();
+    await debugLog.flush();
+    const lines = await linesOf({ file, logger });
+    for (const [i, n] of ns.entries()) {
+      const requestId = responses[i].headers['x-request-id'];
+      if (n % 2) assert.equal(requestId, `wrapped-${n}`);
+      else assert.match(requestId, /^[0-9a-f-]{36}$/);
+      const own = lines.filter((l) => l.requestId === requestId);
+      assert.deepEqual(own.map((l) => l.msg).sort(), [
+        ...(n % 2 ? [] : ['incoming request id replaced by a generated one']),
+        'handled', 'request completed', 'request completed',
+      ].sort(), requestId);
+      assert.equal(new Set(own.map((l) => l.traceId)).size, 1, `one trace for ${requestId}`);
+      assert.equal(ambient.traceContext.parseTraceparent(responses[i].headers.traceparent).traceId, own[0].traceId);
+      assert.equal(own.find((l) => l.msg === 'handled').n, String(n));
     }
   });
 });

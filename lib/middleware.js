@@ -272,25 +272,37 @@ function requestHandler(options, routeOf, reportsErrors) {
   // `chosen`: the request id a framework already gave the request, from
   // the same header rules ({ requestId, rejected }, fastifyRequestId()).
   const handle = function handleInRequestContext(req, res, next, routeSource, chosen) {
-    const headers = req.headers;
-    let requestId;
+    // A response that already has a byte count is in its second pass through
+    // ambient: an app or router with the middleware, mounted in one that has
+    // it too. That pass begins a child of the request's context, with a line
+    // of its own in the same trace, rather than a second trace that nothing
+    // links to the first. The first pass has echoed the request's ids and
+    // counts the bytes for both.
+    const outer = bodyBytes.get(res) === undefined ? undefined : RequestContext.current();
+    let ctx;
     let rejected;
-    if (chosen !== undefined) {
-      ({ requestId, rejected } = chosen);
+    if (outer !== undefined) {
+      ctx = outer.child({ name: req.method });
     } else {
-      const raw = headers[headerKey];
-      if (raw !== undefined) {
-        if (isValidRequestId(raw)) requestId = raw;
-        else rejected = requestIdProblem(raw);
+      const headers = req.headers;
+      let requestId;
+      if (chosen !== undefined) {
+        ({ requestId, rejected } = chosen);
+      } else {
+        const raw = headers[headerKey];
+        if (raw !== undefined) {
+          if (isValidRequestId(raw)) requestId = raw;
+          else rejected = requestIdProblem(raw);
+        }
       }
+      ctx = beginRoot(requestId, asString(headers.traceparent), asString(headers.tracestate),
+        asString(headers.baggage), req.method, true);
+      if (echo) {
+        res.setHeader(headerKey, ctx.requestId);
+        res.setHeader('traceparent', ctx.traceparent);
+      }
+      bodyBytes.set(res, 0);
     }
-    const ctx = beginRoot(requestId, asString(headers.traceparent), asString(headers.tracestate),
-      asString(headers.baggage), req.method, true);
-    if (echo) {
-      res.setHeader(headerKey, ctx.requestId);
-      res.setHeader('traceparent', ctx.traceparent);
-    }
-    bodyBytes.set(res, 0);
     // node:http emits 'close' after 'finish', and 'close' alone when the
     // client went away first; responses made without a socket (fastify's
     // inject(), light-my-request) emit 'finish' and never 'close'. So the
