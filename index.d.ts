@@ -491,6 +491,14 @@ export interface MiddlewareOptions<CustomLevels extends string = never> {
    */
   level?: LevelOf<CustomLevels> | ((req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse, err: unknown) => LevelOf<CustomLevels> | 'silent')
   completedMessage?: string
+  /**
+   * Milliseconds a request may stay open: past it, the deadline watchdog aborts the request
+   * context's `signal` and, in the request's context, logs 'request exceeded its deadline' at
+   * 'warn' (method, route, url, deadlineMs, durationMs), or calls `onDeadline`. 0 to 2^32 - 1.
+   */
+  deadlineMs?: number
+  /** Called in place of the warn line, in the request's context: to answer 503 or 504, say. Needs `deadlineMs`. */
+  onDeadline?: (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse, error: DeadlineExceededError) => void
 }
 
 export interface AdapterOptions<CustomLevels extends string = never> extends MiddlewareOptions<CustomLevels> {

@@ -938,6 +938,99 @@ describe('an app mounted in another, both with the middleware', () => {
   });
 });
 
+describe('a deadline for each request', () => {
+  it('reports each request still open after deadlineMs in its own context, and aborts its signal', async () => {
+    const express = require('express');
+    const log = tempLog();
+    const app = express();
+    app.use(ambient.middleware({ logger: log.logger, deadlineMs: 150 }));
+    const aborted = new Map();
+    app.get('/work/:ms', async (req, res) => {
+      const ctx = RequestContext.require();
+      try {
+        // Work that takes the request's signal stops at its deadline.
+        await sleep(Number(req.params.ms), undefined, { signal: ctx.signal });
+        res.send('done');
+      } catch (err) {
+        aborted.set(ctx.requestId, { name: err.name, cause: ctx.signal.reason });
+        res.status(503).send('gave up');
+      }
+    });
+    const server = http.createServer(app);
+    const port = await listen(server);
+    // Interleaved: fast requests (under 10 ms) and slow ones (300-400 ms).
+    const plans = Array.from({ length: 30 }, (_, i) => ({ id: `dl-${i}`, slow: i % 3 === 0, ms: i % 3 === 0 ? 300 + Math.random() * 100 : Math.random() * 10 }));
+    const responses = await Promise.all(plans.map(async (plan) => {
+      await sleep(Math.random() * 20);
+      return request(port, { path: `/work/${Math.round(plan.ms)}`, headers: { 'x-request-id': plan.id } });
+    }));
+    server.close();
+    const lines = await linesOf(log);
+    for (const [i, plan] of plans.entries()) {
+      const own = lines.filter((l) => l.requestId === plan.id);
+      const late = own.filter((l) => l.msg === 'request exceeded its deadline');
+      const completed = own.find((l) => l.msg === 'request completed');
+      if (plan.slow) {
+        assert.equal(responses[i].status, 503, plan.id);
+        assert.equal(late.length, 1, plan.id);
+        assert.equal(late[0].level, 40);
+        assert.deepEqual([late[0].method, late[0].route, late[0].url, late[0].deadlineMs], ['GET', '/work/:ms', `/work/${Math.round(plan.ms)}`, 150]);
+        assert.ok(late[0].durationMs >= 150 && late[0].durationMs < plan.ms, `${plan.id} reported at ${late[0].durationMs} ms`);
+        assert.equal(late[0].traceId, completed.traceId);
+        const { name, cause } = aborted.get(plan.id);
+        assert.equal(name, 'AbortError');
+        assert.deepEqual([cause.name, cause.code, cause.message], ['DeadlineExceededError', 'ERR_AMBIENT_DEADLINE_EXCEEDED', `request ${plan.id} exceeded its deadline`]);
+        assert.equal(completed.status, 503);
+      } else {
+        assert.equal(responses[i].status, 200, plan.id);
+        assert.deepEqual(late, [], plan.id);
+        assert.equal(aborted.has(plan.id), false);
+      }
+    }
+  });
+
+  it('calls onDeadline(req, res, err) in the request context instead, which may answer for the request', async () => {
+    const log = tempLog();
+    const seen = [];
+    const handler = ambient.wrapHandler(async (req, res) => {
+      // Never answers on its own unless it is quick.
+      const ms = Number(req.url.slice(1));
+      await sleep(ms);
+      if (!res.headersSent) res.end('on time');
+    }, {
+      logger: log.logger,
+      deadlineMs: 100,
+      onDeadline(req, res, err) {
+        seen.push({ url: req.url, requestId: RequestContext.require().requestId, header: req.headers['x-request-id'], code: err.code });
+        res.statusCode = 504;
+        res.end('timed out');
+      },
+    });
+    const server = http.createServer(handler);
+    const port = await listen(server);
+    const plans = Array.from({ length: 16 }, (_, i) => ({ id: `od-${i}`, ms: i % 2 ? 250 : Math.round(Math.random() * 10) }));
+    const responses = await Promise.all(plans.map((plan) => request(port, { path: `/${plan.ms}`, headers: { 'x-request-id': plan.id } })));
+    server.close();
+    const lines = await linesOf(log);
+    for (const [i, plan] of plans.entries()) {
+      const late = plan.ms === 250;
+      assert.deepEqual([responses[i].status, responses[i].body], late ? [504, 'timed out'] : [200, 'on time'], plan.id);
+      assert.equal(lines.find((l) => l.requestId === plan.id && l.msg === 'request completed').status, late ? 504 : 200);
+    }
+    assert.deepEqual(seen.map((s) => s.requestId).sort(), plans.filter((p) => p.ms === 250).map((p) => p.id).sort());
+    for (const s of seen) assert.deepEqual([s.requestId, s.code], [s.header, 'ERR_AMBIENT_DEADLINE_EXCEEDED']);
+    assert.equal(lines.filter((l) => l.msg === 'request exceeded its deadline').length, 0, 'onDeadline replaces the line');
+  });
+
+  it('refuses a bad deadlineMs or onDeadline when the middleware is made', () => {
+    for (const deadlineMs of [-1, NaN, '50', 2 ** 32]) {
+      assert.throws(() => ambient.middleware({ deadlineMs }), { name: 'TypeError', code: 'ERR_INVALID_ARG_VALUE', message: /options\.deadlineMs/ });
+    }
+    assert.throws(() => ambient.middleware({ deadlineMs: 10, onDeadline: 'log' }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
+    assert.throws(() => ambient.koa({ onDeadline() {} }), { code: 'ERR_INVALID_ARG_VALUE', message: /needs options\.deadlineMs/ });
+  });
+});
+
 describe('aborted requests', () => {
   it('are logged and ended when the client disconnects', async () => {
     const log = tempLog();

@@ -7,7 +7,9 @@ const http = require('node:http');
 // Node's own clock object, not the global: the global is a lazy getter
 // read on every use, and fake timers in tests replace it.
 const { performance } = require('node:perf_hooks');
-const { RequestContext, isValidRequestId, generateRequestId, beginRoot, elapsedOf, endAt, wallTimeAt } = require('./request_context');
+const {
+  RequestContext, isValidRequestId, generateRequestId, beginRoot, elapsedOf, endAt, wallTimeAt, deadlineOptions, newDeadline, withDeadline,
+} = require('./request_context');
 const { bindToCurrentContext, v8Major } = require('./frame');
 const { createLogger, LEVELS, WRITE_IN, WRITE_ACCESS, ERROR_KEY, accessMessage } = require('./logger');
 const { serializeObject } = require('./serialize');
@@ -151,6 +153,11 @@ function requestIdProblem(raw) {
   return 'the header contains characters other than visible ASCII';
 }
 
+// Milliseconds since the context began, to the µs, as access lines write it.
+function durationOf(ctx, now) {
+  return Math.round(elapsedOf(ctx, now) * 1000) / 1000;
+}
+
 function asString(value) {
   return typeof value === 'string' ? value : undefined;
 }
@@ -247,6 +254,11 @@ function requestHandler(options, routeOf, reportsErrors) {
   const completedMessage = options.completedMessage ?? 'request completed';
   if (typeof completedMessage !== 'string') throw invalidArgType('options.completedMessage', 'string', completedMessage);
   if (levelOf === undefined && typeof log[level] !== 'function') throw invalidArgValue('options.level', level, 'is not a level of the logger');
+  // A request still open after deadlineMs is reported by the watchdog, in
+  // its context: onDeadline(req, res, err) if given (to answer 503, say),
+  // else a warn line. Either way the context's signal aborts, so work
+  // given RequestContext.require().signal stops.
+  const deadline = deadlineOptions(options);
   hookHttp();
 
   // Another logger (pino, winston, ...) is called inside the context, where
@@ -267,6 +279,17 @@ function requestHandler(options, routeOf, reportsErrors) {
       throw invalidReturnValue('options.level', "a level name or 'silent'", chosen);
     }
     return chosen;
+  };
+
+  // Each request's deadline, with a controller of its own; the watchdog
+  // calls its report in the request's context.
+  const requestDeadline = (ctx, req, res, routeSource) => {
+    const report = deadline.onDeadline !== undefined ? (_, err) => deadline.onDeadline(req, res, err) : () => {
+      const line = { method: req.method, route: routeOf(routeSource), url: req.originalUrl ?? req.url, deadlineMs: deadline.ms,
+        durationMs: durationOf(ctx, performance.now()) };
+      write(ctx, 'warn', line, 'request exceeded its deadline');
+    };
+    return newDeadline(deadline.ms, report);
   };
 
   // `chosen`: the request id a framework already gave the request, from
@@ -297,6 +320,7 @@ function requestHandler(options, routeOf, reportsErrors) {
       }
       ctx = beginRoot(requestId, asString(headers.traceparent), asString(headers.tracestate),
         asString(headers.baggage), req.method, true);
+      if (deadline !== undefined) withDeadline(ctx, requestDeadline(ctx, req, res, routeSource));
       if (echo) {
         res.setHeader(headerKey, ctx.requestId);
         res.setHeader('traceparent', ctx.traceparent);
@@ -316,7 +340,7 @@ function requestHandler(options, routeOf, reportsErrors) {
       if (ended) return;
       ended = true;
       const now = performance.now();
-      const durationMs = Math.round(elapsedOf(ctx, now) * 1000) / 1000;
+      const durationMs = durationOf(ctx, now);
       const url = req.originalUrl ?? req.url;
       const err = failedWith.get(res);
       const bytes = sendsNoBody(req.method, res.statusCode) ? 0 : bodyBytes.get(res);

@@ -251,6 +251,7 @@ let endAt;
 // serves a request's end and its access line.
 const wallTimeAt = (now) => wallOffset + now;
 let beginRoot;
+let withDeadline;
 
 const FLAG_SAMPLED = 1;
 const FLAG_RANDOM = 2;
@@ -562,16 +563,17 @@ class RequestContext {
     if (sampled !== undefined) validateBoolean(sampled, 'options.sampled');
     const ctx = beginRoot(requestId, optionalString(options, 'traceparent'), optionalString(options, 'tracestate'),
       optionalString(options, 'baggage'), name, sampled !== false);
-    if (deadline !== undefined) {
-      // The watchdog works on the record.
-      ctx.#rareData().deadline = deadline;
-      ctx.#adopt();
-    }
+    if (deadline !== undefined) withDeadline(ctx, deadline);
     if (fields !== undefined) ctx.#setInitial(fields);
     return ctx;
   }
 
   static {
+    // The watchdog works on the record; run() arms it.
+    withDeadline = (ctx, deadline) => {
+      ctx.#rareData().deadline = deadline;
+      ctx.#adopt();
+    };
     // Begins a root in JS, headers already type-checked (the middleware's
     // path). An invalid traceparent starts a new trace, as W3C asks.
     beginRoot = (requestId, traceparent, tracestate, baggage, name, sampled) => {
@@ -1159,7 +1161,15 @@ function deadlineOptions(options) {
     throw invalidArgValue('options.deadlineMs', deadlineMs, 'must be a number of milliseconds from 0 to 4294967295');
   }
   if (onDeadline !== undefined) validateFunction(onDeadline, 'options.onDeadline');
-  return { ms: deadlineMs, onDeadline, armed: false, controller: new AbortController() };
+  return newDeadline(deadlineMs, onDeadline);
 }
 
-module.exports = { RequestContext, DeadlineExceededError, isValidRequestId, generateRequestId, beginRoot, lineIdentityOf, elapsedOf, endAt, wallTimeAt };
+// One context's deadline: its own controller, armed once.
+function newDeadline(ms, onDeadline) {
+  return { ms, onDeadline, armed: false, controller: new AbortController() };
+}
+
+module.exports = {
+  RequestContext, DeadlineExceededError, isValidRequestId, generateRequestId, beginRoot, lineIdentityOf, elapsedOf, endAt, wallTimeAt,
+  deadlineOptions, newDeadline, withDeadline,
+};

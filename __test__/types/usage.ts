@@ -99,6 +99,9 @@ audited.level = 'loud'
 logger.audit('refunded')
 middleware({ logger: audited, level: (req) => req.url?.startsWith('/admin') ? 'audit' : 'http' })
 middleware({ logger: audited, level: 'audit' })
+middleware({ deadlineMs: 5_000, onDeadline: (req, res, err) => { if (!res.headersSent) res.writeHead(503).end(err.message) } })
+// @ts-expect-error onDeadline is given the request, the response and the error
+middleware({ deadlineMs: 5_000, onDeadline: (req, res, err: string) => {} })
 // @ts-expect-error not a level of this logger
 middleware({ logger: audited, level: 'loud' })
 createLogger({ serializers: { user: (user: { id: number }) => user.id, err: (err: Error) => ({ text: err.message }) } })
