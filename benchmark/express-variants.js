@@ -66,6 +66,11 @@ const setups = {
   'ambient-no-log'(app) {
     useAmbient(app, '..', {}, { level: 'silent' });
   },
+  // With a deadline on every request (not one that passes): what the
+  // option costs, a record in Rust and a watchdog entry per request.
+  'ambient-deadline'(app) {
+    useAmbient(app, '..', { deadlineMs: 60_000 });
+  },
   'native-als-only'(app) {
     const { AsyncLocalStorage } = require('node:async_hooks');
     const als = new AsyncLocalStorage();

@@ -320,12 +320,14 @@ function requestHandler(options, routeOf, reportsErrors) {
       }
       ctx = beginRoot(requestId, asString(headers.traceparent), asString(headers.tracestate),
         asString(headers.baggage), req.method, true);
-      if (deadline !== undefined) withDeadline(ctx, requestDeadline(ctx, req, res, routeSource));
       if (echo) {
         res.setHeader(headerKey, ctx.requestId);
         res.setHeader('traceparent', ctx.traceparent);
       }
       bodyBytes.set(res, 0);
+      // After the echo: the ids are still slices of a JS string then, where
+      // a context with a record would fetch them from Rust.
+      if (deadline !== undefined) withDeadline(ctx, requestDeadline(ctx, req, res, routeSource));
     }
     // node:http emits 'close' after 'finish', and 'close' alone when the
     // client went away first; responses made without a socket (fastify's
