@@ -243,6 +243,8 @@ export declare class RequestContext {
   ids(): ContextIds
   /** A `traceparent` for an outgoing call: same trace, a new child span. */
   outgoingTraceparent(): string
+  /** The `baggage` header for a call leaving this context, normalized by the codec ('' without baggage). */
+  outgoingBaggage(): string
   get(key: string): FieldValue | undefined
   has(key: string): boolean
   fields(): Record<string, FieldValue>
@@ -547,9 +549,11 @@ export interface PropagationOptions {
   requestIdHeader?: string
   /** Only these hosts get the headers (names, in any case; IPv6 without brackets; RegExps, or a function of the lower-case host). Default: all. */
   allowHosts?: Array<string | RegExp> | ((host: string) => boolean)
+  /** Pass the context's W3C `baggage` on, as the codec normalized it. Default true. */
+  baggage?: boolean
 }
 
-/** Outgoing http (Node 22.12+) and fetch requests made in a context carry traceparent and the request id. Returns a function that stops it. */
+/** Outgoing http (Node 22.12+) and fetch requests made in a context carry traceparent, tracestate, baggage and the request id. Returns a function that stops it. */
 export declare function enableOutgoingPropagation(options?: PropagationOptions): () => void
 export declare function disableOutgoingPropagation(): void
 /** Runs fn without adding propagation headers to the requests it makes. */

@@ -1062,7 +1062,7 @@ describe('outgoing propagation', () => {
 
   before(async () => {
     downstream = http.createServer((req, res) => {
-      received.push({ traceparent: req.headers.traceparent, requestId: req.headers['x-request-id'], tracestate: req.headers.tracestate });
+      received.push({ traceparent: req.headers.traceparent, requestId: req.headers['x-request-id'], tracestate: req.headers.tracestate, baggage: req.headers.baggage, path: req.url });
       res.end('ok');
     });
     downstreamPort = await listen(downstream);
@@ -1120,6 +1120,61 @@ describe('outgoing propagation', () => {
       assert.ok(got, `${requestId} arrived with its id`);
       assert.equal(ambient.traceContext.parseTraceparent(got.traceparent).traceId, traceId);
     }
+  });
+
+  it("passes each request's W3C baggage on as the codec normalized it, never raw, over many interleaved requests", async () => {
+    const express = require('express');
+    ambient.enableOutgoingPropagation();
+    received.length = 0;
+    const app = express();
+    app.use(ambient.middleware({ logger: tempLog().logger }));
+    app.get('/call/:i', async (req, res) => {
+      await sleep(Math.random() * 10);
+      const i = req.params.i;
+      await fetch(`http://127.0.0.1:${downstreamPort}/fetch/${i}`).then((r) => r.text());
+      await sleep(Math.random() * 5);
+      if (ambient.httpPropagation) await request(downstreamPort, { path: `/http/${i}` });
+      // A header the caller set itself stays as it is.
+      await fetch(`http://127.0.0.1:${downstreamPort}/own/${i}`, { headers: { baggage: `mine=${i}` } }).then((r) => r.text());
+      res.end();
+    });
+    const server = http.createServer(app);
+    const port = await listen(server);
+    const incoming = [
+      ['tenant=acme, user = alice ;p=1, bad entry, k=%20v', 'tenant=acme,user=alice;p=1,k=%20v'],
+      ['only bad entries, ;;', undefined],
+      [undefined, undefined],
+      ['plan=pro', 'plan=pro'],
+    ];
+    await Promise.all(Array.from({ length: 24 }, (_, i) => {
+      const [header] = incoming[i % incoming.length];
+      return request(port, { path: `/call/${i}`, headers: header === undefined ? {} : { baggage: header } });
+    }));
+    server.close();
+    for (let i = 0; i < 24; i++) {
+      const [, expected] = incoming[i % incoming.length];
+      const paths = ambient.httpPropagation ? [`/fetch/${i}`, `/http/${i}`] : [`/fetch/${i}`];
+      for (const path of paths) {
+        const got = received.find((r) => r.path === path);
+        assert.ok(got, path);
+        assert.equal(got.baggage, expected, path);
+      }
+      assert.equal(received.find((r) => r.path === `/own/${i}`).baggage, `mine=${i}`);
+    }
+  });
+
+  it('passes no baggage with baggage: false, and refuses a baggage option that is not a boolean', async () => {
+    assert.throws(() => ambient.enableOutgoingPropagation({ baggage: 'no' }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
+    ambient.enableOutgoingPropagation({ baggage: false });
+    received.length = 0;
+    await RequestContext.run({ requestId: 'no-baggage', baggage: 'tenant=acme' }, async () => {
+      assert.equal(RequestContext.require().outgoingBaggage(), 'tenant=acme');
+      await fetch(`http://127.0.0.1:${downstreamPort}/quiet`).then((r) => r.text());
+    });
+    assert.equal(received.length, 1);
+    assert.equal(received[0].requestId, 'no-baggage');
+    assert.equal(received[0].baggage, undefined);
+    ambient.enableOutgoingPropagation();
   });
 
   it('adds nothing outside a context, under withoutPropagation, or to hosts off the allow-list', async () => {
@@ -1191,7 +1246,10 @@ describe('outgoing propagation', () => {
     assert.ok(some, 'the caller\'s request id, alone');
     assert.equal(ambient.traceContext.parseTraceparent(some.traceparent).traceId, '4bf92f3577b34da6a3ce929d0e0e4736');
     assert.equal(some.tracestate, 'rojo=1');
-    for (const got of received.filter((r) => r !== some)) assert.deepEqual(got, own);
+    for (const { traceparent, requestId, tracestate, baggage } of received.filter((r) => r !== some)) {
+      assert.deepEqual({ traceparent, requestId, tracestate }, own);
+      assert.equal(baggage, undefined, 'the context has no baggage');
+    }
 
     // undici 5 (the npm package) keeps a request's headers as one string.
     const added = [];

@@ -61,6 +61,22 @@ describe('running a context', () => {
     });
   });
 
+  it('gives outgoing calls the baggage as the codec normalized it, from roots and their scopes, and none without', () => {
+    const raw = 'userId=alice, serverNode=DF%2028;prop, not a member, =nokey';
+    const normalized = 'userId=alice,serverNode=DF%2028;prop';
+    const ctx = RequestContext.begin({ baggage: raw });
+    assert.equal(ctx.outgoingBaggage(), normalized);
+    assert.equal(ctx.outgoingBaggage(), normalized, 'the same once formatted');
+    assert.equal(ctx.child().outgoingBaggage(), normalized, 'a child scope carries the trace\'s baggage');
+    assert.equal(ctx.independent().outgoingBaggage(), normalized, 'so does an independent scope');
+    ctx.end();
+    const plain = RequestContext.begin();
+    assert.equal(plain.outgoingBaggage(), '');
+    assert.equal(plain.child().outgoingBaggage(), '');
+    plain.end();
+    assert.equal(RequestContext.begin({ baggage: 'only, bad;;' }).outgoingBaggage(), '');
+  });
+
   it('starts an unsampled trace when asked, and keeps an incoming trace\'s own decision', () => {
     const unsampled = RequestContext.begin({ sampled: false });
     assert.equal(unsampled.traceFlags & 1, 0);

@@ -19,7 +19,7 @@ function once(worker, event) {
 
 describe('worker threads', () => {
   it('a Worker started with RequestContext.task() runs in the same context and its writes reach the parent', async () => {
-    await RequestContext.run({ fields: { user: 'ada' } }, async () => {
+    await RequestContext.run({ fields: { user: 'ada' }, baggage: 'tenant=acme, bad member' }, async () => {
       const ctx = RequestContext.require();
       const worker = new Worker(fixture('context_worker.js'), {
         workerData: RequestContext.task({ reply: 'hello', add: { key: 'fromWorker', value: 42 } }),
@@ -29,7 +29,7 @@ describe('worker threads', () => {
       const exited = once(worker, 'exit');
       const result = await once(worker, 'message');
       await exited;
-      assert.deepEqual(result, { reply: 'hello', requestId: ctx.requestId, traceId: ctx.traceId, spanId: ctx.spanId, parentSpanId: undefined, name: undefined, user: 'ada' });
+      assert.deepEqual(result, { reply: 'hello', requestId: ctx.requestId, traceId: ctx.traceId, spanId: ctx.spanId, parentSpanId: undefined, name: undefined, user: 'ada', baggage: 'tenant=acme' });
       assert.equal(ctx.get('fromWorker'), 42, 'a field set in the worker is visible to the parent');
     });
   });
@@ -171,6 +171,7 @@ describe('worker threads', () => {
     assert.equal(result.traceId, '4bf92f3577b34da6a3ce929d0e0e4736');
     assert.equal(result.parentSpanId, made.spanId);
     assert.equal(result.user, 'ada');
+    assert.equal(result.baggage, 'tenant=acme;p=1', 'outgoing calls from the follow-up carry the baggage');
 
     // In this thread: the follow-up carries the trace's state and ends with fn.
     const followUp = RequestContext.runWithToken(made.task.context, () => RequestContext.require());

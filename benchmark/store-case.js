@@ -197,6 +197,40 @@ const cases = {
       });
     },
   },
+  // The same with W3C baggage on the context (two members), which ambient
+  // formats once per context and OpenTelemetry's baggage propagator on every
+  // inject().
+  fetchPropagationBaggage: {
+    ambient: () => {
+      ambient.enableOutgoingPropagation();
+      const created = require('node:diagnostics_channel').channel('undici:request:create');
+      return RequestContext.run({ baggage: 'tenant=acme,plan=pro' }, () => time(500_000, (n) => {
+        for (let i = 0; i < n; i++) {
+          const request = { origin: 'http://127.0.0.1:3000', headers: [], addHeader(name, value) { this.headers.push(name, value); return this; } };
+          created.publish({ request });
+          sink = request;
+        }
+      }));
+    },
+    opentelemetry: () => {
+      const { W3CTraceContextPropagator, W3CBaggagePropagator } = require('@opentelemetry/core');
+      const api = require('@opentelemetry/api');
+      const trace = new W3CTraceContextPropagator();
+      const baggage = new W3CBaggagePropagator();
+      const spanContext = api.trace.setSpanContext(api.ROOT_CONTEXT, { traceId: '4bf92f3577b34da6a3ce929d0e0e4736', spanId: '00f067aa0ba902b7', traceFlags: 1 });
+      const ctx = api.propagation.setBaggage(spanContext, api.propagation.createBaggage({ tenant: { value: 'acme' }, plan: { value: 'pro' } }));
+      const setter = { set: (request, name, value) => request.addHeader(name, value) };
+      return time(500_000, (n) => {
+        for (let i = 0; i < n; i++) {
+          const request = { origin: 'http://127.0.0.1:3000', headers: [], addHeader(name, value) { this.headers.push(name, value); return this; } };
+          trace.inject(ctx, request, setter);
+          baggage.inject(ctx, request, setter);
+          request.addHeader('x-request-id', '0192f7a8-7b3c-7def-8123-456789abcdef');
+          sink = request;
+        }
+      });
+    },
+  },
   requestId: {
     ambient: () => time(2_000_000, (n) => { for (let i = 0; i < n; i++) sink = newRequestId(); }),
     'crypto.randomUUID': () => time(2_000_000, (n) => { for (let i = 0; i < n; i++) sink = crypto.randomUUID(); }),

@@ -21,6 +21,7 @@ const scenarios = [
   ['ids and fields for a pino mixin, per line', 'contextFields', ['ambient', 'js'], 'spreading a native AsyncLocalStorage store\'s ids and Map of fields'],
   ['worker task hand-off (RequestContext.task)', 'taskHandOff', ['ambient', 'js'], 'the same ids and fields copied from a native store'],
   ['headers for a fetch made in a request', 'fetchPropagation', ['ambient', 'opentelemetry'], "OpenTelemetry's W3C propagator inject() and a request id header"],
+  ['the same with baggage on the context', 'fetchPropagationBaggage', ['ambient', 'opentelemetry'], "OpenTelemetry's trace-context and baggage propagators' inject() and a request id header"],
   ['request id', 'requestId', ['ambient', 'crypto.randomUUID'], 'crypto.randomUUID() (v4)'],
   ['traceparent parse', 'traceparentParse', ['ambient', 'opentelemetry', 'traceparent'], '@opentelemetry/core parseTraceParent; traceparent package'],
   ['traceparent format', 'traceparentFormat', ['ambient', 'opentelemetry'], "OpenTelemetry's W3C propagator inject()"],

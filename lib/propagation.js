@@ -1,7 +1,7 @@
 'use strict';
 // Outgoing propagation: requests made inside a request context, with
 // node:http/https or the global fetch, carry `traceparent` (a new child span),
-// `tracestate` and the request id. Hooked through diagnostics_channel, the
+// `tracestate`, `baggage` and the request id. Hooked through diagnostics_channel, the
 // channels Node and undici publish for every outgoing request, so no user
 // code or module is patched.
 //
@@ -13,7 +13,7 @@ const dc = require('node:diagnostics_channel');
 const { validateHeaderName } = require('node:http');
 const { AsyncLocalStorage } = require('./async_local_storage');
 const { RequestContext } = require('./request_context');
-const { invalidArgType, invalidArgValue, validateObject } = require('./errors');
+const { invalidArgType, invalidArgValue, validateBoolean, validateObject } = require('./errors');
 
 // Whether this Node publishes node:http requests before their headers go out.
 const httpPropagation = (() => {
@@ -83,13 +83,19 @@ function undiciHasHeader(request, name) {
 
 // Adds the context's headers that the request does not carry yet (`has`
 // tells), building only those: a new span id takes a pool entry, and a
-// tracestate read may give the context a record in Rust.
-function addMissingHeaders(ctx, requestIdHeader, has, add) {
+// tracestate or baggage read may give the context a record in Rust.
+function addMissingHeaders(ctx, requestIdHeader, baggage, has, add) {
   if (!has('traceparent')) add('traceparent', ctx.outgoingTraceparent());
   if (!has(requestIdHeader)) add(requestIdHeader, ctx.requestId);
   if (!has('tracestate')) {
     const tracestate = ctx.tracestate;
     if (tracestate !== '') add('tracestate', tracestate);
+  }
+  // Most contexts have no baggage, and that answer is cheaper than looking
+  // through the request's headers.
+  if (baggage) {
+    const header = ctx.outgoingBaggage();
+    if (header !== '' && !has('baggage')) add('baggage', header);
   }
 }
 
@@ -108,12 +114,15 @@ function requestIdHeaderOption(options) {
 /**
  * Starts adding the headers to outgoing requests. Options: requestIdHeader
  * ('x-request-id'), allowHosts (host names, RegExps, or a function of the
- * host; default every host). Returns a function that stops it.
+ * host; default every host), baggage (pass the context's W3C baggage on;
+ * default true). Returns a function that stops it.
  */
 function enableOutgoingPropagation(options = {}) {
   validateObject(options, 'options');
   const requestIdHeader = requestIdHeaderOption(options);
   const allow = allowOption(options.allowHosts);
+  const baggage = options.baggage ?? true;
+  validateBoolean(baggage, 'options.baggage');
   disableOutgoingPropagation();
 
   const onHttp = ({ request }) => {
@@ -122,7 +131,7 @@ function enableOutgoingPropagation(options = {}) {
     // Where it goes (ClientRequest#host: the hostname option, or
     // 'localhost'), not what its Host header claims.
     if (!hostAllowed(allow, request.host)) return;
-    addMissingHeaders(ctx, requestIdHeader, (name) => request.hasHeader(name), (name, value) => request.setHeader(name, value));
+    addMissingHeaders(ctx, requestIdHeader, baggage, (name) => request.hasHeader(name), (name, value) => request.setHeader(name, value));
   };
   const onFetch = ({ request }) => {
     const ctx = RequestContext.current();
@@ -135,7 +144,7 @@ function enableOutgoingPropagation(options = {}) {
     }
     // addHeader() appends: a header the caller set would go out twice
     // (`traceparent: theirs, ours`, which a receiver must reject).
-    addMissingHeaders(ctx, requestIdHeader, (name) => undiciHasHeader(request, name), (name, value) => request.addHeader(name, value));
+    addMissingHeaders(ctx, requestIdHeader, baggage, (name) => undiciHasHeader(request, name), (name, value) => request.addHeader(name, value));
   };
   if (httpPropagation) dc.subscribe('http.client.request.created', onHttp);
   dc.subscribe('undici:request:create', onFetch);

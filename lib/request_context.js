@@ -428,7 +428,8 @@ class RequestContext {
   // What few contexts need, in one object made on demand so an open context
   // stays small: `info` (a context attached from another thread),
   // `parentSpanId`, `tracestate` and `baggage` (raw headers, until Rust has
-  // the record), `deadline` and `warned`.
+  // the record), `outgoingBaggage` (the header for outgoing calls, once
+  // formatted), `deadline` and `warned`.
   #rare;
   // The field cache, [key0, value0, key1, value1, ...]: a context holds a
   // few fields, and a flat array is both smaller than a Map and as fast to
@@ -485,7 +486,10 @@ class RequestContext {
   }
 
   #rareData() {
-    return this.#rare ??= { info: undefined, identity: undefined, parentSpanId: undefined, tracestate: undefined, baggage: undefined, deadline: undefined, warned: false };
+    return this.#rare ??= {
+      info: undefined, identity: undefined, parentSpanId: undefined, tracestate: undefined, baggage: undefined, outgoingBaggage: undefined,
+      deadline: undefined, warned: false,
+    };
   }
 
   // A recorded context's ids, start and tracestate live in Rust. They never
@@ -836,6 +840,27 @@ class RequestContext {
     } catch (err) {
       throw fromNative(err);
     }
+  }
+
+  /**
+   * The `baggage` header for a call leaving this context, as the Rust codec
+   * normalized it (an incoming header is never passed on raw); '' without
+   * baggage.
+   */
+  outgoingBaggage() {
+    const rare = this.#rare;
+    if (!this.#isRecorded && rare?.baggage === undefined) return '';
+    // A context's baggage never changes: formatted once, for every call.
+    if (rare?.outgoingBaggage !== undefined) return rare.outgoingBaggage;
+    this.#adopt();
+    let header;
+    try {
+      header = native.contextOutgoingBaggage(this.#id);
+    } catch (err) {
+      throw fromNative(err);
+    }
+    this.#rareData().outgoingBaggage = header;
+    return header;
   }
 
   /** requestId, traceId, spanId, parentSpanId and traceFlags in one read. */

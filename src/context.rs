@@ -316,6 +316,13 @@ pub fn context_baggage(id: f64) -> Result<Vec<BaggageItem>> {
     .map_err(store_error)
 }
 
+/// The `baggage` header a call leaving this context carries, formatted by
+/// the codec ('' without baggage): one crossing, and no entry objects.
+#[napi(catch_unwind)]
+pub fn context_outgoing_baggage(id: f64) -> Result<String> {
+  STORE.with(id as u64, |r| baggage::format_baggage(r.baggage())).map_err(store_error)
+}
+
 /// What a field write returns to JS: the record's version slot value after
 /// the write, plus 2^32 when the context had already ended (a use-after-end,
 /// counted and still applied). One number instead of an object.

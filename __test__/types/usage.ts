@@ -45,6 +45,7 @@ const total: Promise<number> = RequestContext.run({ name: 'job', fields: { user:
   const v: string | number | bigint | boolean | null | undefined = ctx.get('k')
   const ids = ctx.ids()
   const header: string = ctx.outgoingTraceparent()
+  const baggageHeader: string = ctx.outgoingBaggage()
   await ctx.child({ name: 'tx' }, async () => RequestContext.current()?.requestId)
   const audit = ctx.independent({ name: 'audit' })
   audit.end('committed').durationMs
@@ -117,6 +118,9 @@ middleware({ level: () => 'loud' })
 const errs = errorLogger({ logger })
 const httpHandler = wrapHandler((req, res) => { res.end("ok") })
 const stop: () => void = enableOutgoingPropagation({ allowHosts: [/\.internal$/] })
+enableOutgoingPropagation({ baggage: false })
+// @ts-expect-error baggage is a boolean
+enableOutgoingPropagation({ baggage: 'no' })
 withoutPropagation(() => 1)
 const mixin = pinoMixin()
 const format = winstonFormat()
