@@ -237,7 +237,7 @@ export declare class RequestContext {
   readonly baggage: Record<string, string>
   /** This context's span as a `traceparent` header, to echo on a response. */
   readonly traceparent: string
-  /** Aborts when the deadline passes; undefined without a deadline. */
+  /** Aborts when the deadline passes: this context's own or, for a child scope, its parent's too. Undefined without either. */
   readonly signal: AbortSignal | undefined
   /** All ids in one read. */
   ids(): ContextIds

@@ -1509,6 +1509,69 @@ for (const framework of ['Koa', 'Fastify']) {
   });
 }
 
+describe('Koa and Fastify adapters with a deadline, used twice on one app', () => {
+  for (const framework of ['Koa', 'Fastify']) {
+    it(`${framework}: reports slow requests at their deadline, and the second use nests in the first's trace`, async () => {
+      const log = tempLog();
+      const work = async (ms) => {
+        const { signal } = RequestContext.require();
+        try {
+          await sleep(ms, undefined, { signal });
+          return 'done';
+        } catch {
+          return 'gave up';
+        }
+      };
+      let close;
+      let port;
+      if (framework === 'Koa') {
+        const Koa = require('koa');
+        const Router = require('@koa/router');
+        const app = new Koa();
+        app.use(ambient.koa({ logger: log.logger, deadlineMs: 100 }));
+        app.use(ambient.koa({ logger: log.logger }));
+        const router = new Router();
+        router.get('/work/:ms', async (kctx) => { kctx.body = await work(Number(kctx.params.ms)); });
+        app.use(router.routes());
+        const server = http.createServer(app.callback());
+        port = await listen(server);
+        close = () => server.close();
+      } else {
+        const app = require('fastify')();
+        await app.register(ambient.fastify, { logger: log.logger, deadlineMs: 100 });
+        await app.register(ambient.fastify, { logger: log.logger });
+        app.get('/work/:ms', (req) => work(Number(req.params.ms)));
+        await app.listen({ port: 0, host: '127.0.0.1' });
+        port = app.server.address().port;
+        close = () => app.close();
+      }
+      const plans = Array.from({ length: 16 }, (_, i) => ({ id: `${framework}-dl-${i}`, ms: i % 4 === 0 ? 400 : Math.round(Math.random() * 10) }));
+      const responses = await Promise.all(plans.map(async (plan) => {
+        await sleep(Math.random() * 10);
+        return request(port, { path: `/work/${plan.ms}`, headers: { 'x-request-id': plan.id } });
+      }));
+      await close();
+      const lines = await linesOf(log);
+      for (const [i, plan] of plans.entries()) {
+        const slow = plan.ms === 400;
+        assert.equal(responses[i].body, slow ? 'gave up' : 'done', plan.id);
+        const own = lines.filter((l) => l.requestId === plan.id);
+        const late = own.filter((l) => l.msg === 'request exceeded its deadline');
+        assert.equal(late.length, slow ? 1 : 0, plan.id);
+        if (slow) assert.deepEqual([late[0].level, late[0].route, late[0].deadlineMs], [40, '/work/:ms', 100]);
+        const completed = own.filter((l) => l.msg === 'request completed');
+        assert.equal(completed.length, 2, `one access line per use for ${plan.id}`);
+        assert.equal(new Set(own.map((l) => l.traceId)).size, 1, `one trace for ${plan.id}`);
+        assert.notEqual(completed[0].spanId, completed[1].spanId);
+        const echoed = ambient.traceContext.parseTraceparent(responses[i].headers.traceparent);
+        assert.equal(echoed.traceId, completed[0].traceId);
+        assert.ok(completed.some((l) => l.spanId === echoed.parentId), "the echoed span is the first use's");
+        if (slow) assert.equal(late[0].spanId, echoed.parentId, "the deadline is the first use's");
+      }
+    });
+  }
+});
+
 describe('adapters for pino and winston', () => {
   it('pino mixin adds the context fields', async () => {
     const pino = require('pino');

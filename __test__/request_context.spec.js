@@ -626,6 +626,33 @@ describe('deadlines and the scope runner', () => {
     fired.ctx.end('timeout');
   });
 
+  it("gives a child scope its parent's deadline signal, joined with its own, and leaves an independent scope out", async () => {
+    const aborts = [];
+    const watch = (label, signal) => signal?.addEventListener('abort', () => aborts.push([label, signal.reason.message]));
+    const root = RequestContext.begin({ requestId: 'dl-root', deadlineMs: 200, onDeadline: () => {} });
+    await root.run(async () => {
+      const plain = root.child();
+      const shorter = root.child({ deadlineMs: 20, onDeadline: () => {} });
+      const longer = root.child({ deadlineMs: 5_000, onDeadline: () => {} });
+      const grandchild = plain.child();
+      const audit = root.independent();
+      assert.equal(plain.signal, root.signal, 'no deadline of its own: the parent\'s signal');
+      assert.equal(grandchild.signal, root.signal);
+      assert.equal(audit.signal, undefined, 'an independent scope is not stopped by the request');
+      assert.equal(shorter.signal, shorter.signal, 'made once');
+      for (const [label, scope] of Object.entries({ root, plain, grandchild, shorter, longer })) watch(label, scope.signal);
+      // Each scope's own deadline is armed when it runs.
+      for (const scope of [shorter, longer]) scope.run(() => {});
+      await sleep(80);
+      assert.deepEqual(aborts, [['shorter', 'request dl-root exceeded its deadline']], 'the shorter deadline first, alone');
+      await sleep(250);
+      assert.deepEqual(aborts.map(([label]) => label).sort(), ['grandchild', 'longer', 'plain', 'root', 'shorter']);
+      assert.equal(longer.signal.aborted, true, "the parent's deadline stops a child with a later one");
+      for (const scope of [plain, shorter, longer, grandchild, audit]) scope.end();
+    });
+    root.end();
+  });
+
   it('does not fire for a context that ended in time', async () => {
     let fired = false;
     await RequestContext.run({ deadlineMs: 30, onDeadline: () => { fired = true; } }, () => sleep(1));

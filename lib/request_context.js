@@ -429,7 +429,8 @@ class RequestContext {
   // stays small: `info` (a context attached from another thread),
   // `parentSpanId`, `tracestate` and `baggage` (raw headers, until Rust has
   // the record), `outgoingBaggage` (the header for outgoing calls, once
-  // formatted), `deadline` and `warned`.
+  // formatted), `deadline`, `parentSignal` (a child scope's parent's
+  // deadline signal), `signal` (both signals in one) and `warned`.
   #rare;
   // The field cache, [key0, value0, key1, value1, ...]: a context holds a
   // few fields, and a flat array is both smaller than a Map and as fast to
@@ -488,7 +489,7 @@ class RequestContext {
   #rareData() {
     return this.#rare ??= {
       info: undefined, identity: undefined, parentSpanId: undefined, tracestate: undefined, baggage: undefined, outgoingBaggage: undefined,
-      deadline: undefined, warned: false,
+      deadline: undefined, parentSignal: undefined, signal: undefined, warned: false,
     };
   }
 
@@ -820,8 +821,19 @@ class RequestContext {
     return this.#rare?.info?.startedAt ?? this.#identity().startedAt;
   }
   get ended() { return (this.#flags & ENDED) !== 0; }
-  /** An AbortSignal that aborts when the deadline passes (undefined without a deadline). */
-  get signal() { return this.#rare?.deadline?.controller.signal; }
+  /**
+   * An AbortSignal that aborts when the deadline passes: this context's
+   * own, or, for a child scope, its parent's (undefined without either).
+   * A transaction begun in a request then stops at the request's deadline.
+   */
+  get signal() {
+    const rare = this.#rare;
+    if (rare === undefined) return undefined;
+    const own = rare.deadline?.controller.signal;
+    if (rare.parentSignal === undefined) return own;
+    if (own === undefined) return rare.parentSignal;
+    return rare.signal ??= AbortSignal.any([own, rare.parentSignal]);
+  }
 
   /** Baggage entries, as an object of key to value. */
   get baggage() {
@@ -1082,6 +1094,10 @@ class RequestContext {
     }
     const scope = new RequestContext(CONSTRUCT, { id, kind: independent ? 'independent' : 'child', name, flags: this.#flags & 0xff });
     if (deadline !== undefined) scope.#rareData().deadline = deadline;
+    // An independent scope has an outcome of its own (an audit record that
+    // must be written), so the request's deadline does not stop it.
+    const parentSignal = independent ? undefined : this.signal;
+    if (parentSignal !== undefined) scope.#rareData().parentSignal = parentSignal;
     if (fn === undefined) return scope;
     validateFunction(fn, 'fn');
     return scope.#runToEnd(fn, args);
