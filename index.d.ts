@@ -155,7 +155,7 @@ export interface ContextStats {
   lingering: number
   /** Field writes and log calls made in ended contexts. */
   useAfterEnd: number
-  /** Rust records in memory: open, plus ended and still referenced. A context gets one when it needs it (fields, a worker, a scope, a deadline, or being open for 10 ms). */
+  /** Rust records in memory: open, plus ended and still referenced. A context gets one when it needs it (fields, a worker, a scope, a deadline under 10 ms, or being open for 10 ms). */
   live: number
 }
 

@@ -601,12 +601,16 @@ describe('lifecycle and registry', () => {
 });
 
 describe('deadlines and the scope runner', () => {
-  it('calls onDeadline inside the request async context and aborts ctx.signal', async () => {
+  // 5 ms: a record and a watchdog entry at once. 40 ms: the root waits for
+  // its record until publish() finds it open, 10-20 ms after it began, and
+  // its deadline still counts from its begin.
+  for (const deadlineMs of [5, 40]) it(`calls onDeadline inside the request async context and aborts ctx.signal (${deadlineMs} ms)`, async () => {
     const tenant = new AsyncLocalStorage();
     const nodeStore = new (require('node:async_hooks').AsyncLocalStorage)();
+    const began = performance.now();
     const fired = await new Promise((resolve) => {
       tenant.run('acme', () => nodeStore.run('native-value', () => {
-        RequestContext.begin({ deadlineMs: 20, onDeadline: (ctx, err) => {
+        RequestContext.begin({ deadlineMs, onDeadline: (ctx, err) => {
           resolve({
             current: RequestContext.current(),
             ctx,
@@ -614,10 +618,12 @@ describe('deadlines and the scope runner', () => {
             native: nodeStore.getStore(),
             err,
             aborted: ctx.signal.aborted,
+            after: performance.now() - began,
           });
-        } }).run(() => sleep(200));
+        } }).run(() => sleep(300));
       }));
     });
+    assert.ok(fired.after >= deadlineMs - 1, `fired after ${fired.after} ms`);
     assert.equal(fired.current, fired.ctx);
     assert.equal(fired.tenant, 'acme');
     assert.equal(fired.native, 'native-value');
@@ -651,6 +657,23 @@ describe('deadlines and the scope runner', () => {
       for (const scope of [plain, shorter, longer, grandchild, audit]) scope.end();
     });
     root.end();
+  });
+
+  it('gives no Rust record to requests with a deadline that end before publish() would list them', async () => {
+    const held = [];
+    const before = RequestContext.stats().live;
+    // Interleaved, each ending within a few ms, as most requests do; the
+    // objects stay referenced so that none is released while counting.
+    await Promise.all(Array.from({ length: 200 }, (_, i) => RequestContext.run({ requestId: `short-${i}`, deadlineMs: 60_000 }, async () => {
+      held.push(RequestContext.require());
+      await sleep(Math.random() * 3);
+    })));
+    assert.ok(held.every((ctx) => ctx.ended && ctx.signal.aborted === false));
+    assert.ok(RequestContext.stats().live - before < 20, `${RequestContext.stats().live - before} records for 200 short requests`);
+    // One still open past the publish delay gets its record, and its deadline.
+    let fired;
+    await RequestContext.run({ requestId: 'long', deadlineMs: 40, onDeadline: (ctx) => { fired = RequestContext.current() === ctx; } }, () => sleep(120));
+    assert.equal(fired, true);
   });
 
   it('does not fire for a context that ended in time', async () => {

@@ -554,7 +554,8 @@ impl Store {
       started,
       ended,
       name: adopted.name.as_deref().map(intern),
-      extras: extras(None, adopted.tracestate, adopted.baggage, due(now, adopted.deadline)),
+      // From its begin: a root adopted 10 ms late still has its deadline on time.
+      extras: extras(None, adopted.tracestate, adopted.baggage, due(started, adopted.deadline)),
     };
     self.records.insert(adopted.id, Box::new(record));
     adopted.id
@@ -599,6 +600,34 @@ mod tests {
     assert!(s.get(near).unwrap().deadline().is_some());
     let child = s.begin_scope(far, Kind::Child, None, Some(Duration::MAX)).unwrap();
     assert_eq!(s.get(child).unwrap().deadline(), None);
+  }
+
+  #[test]
+  fn an_adopted_root_keeps_the_deadline_it_began_with() {
+    // JS gives a root with a deadline its record only once it has been open
+    // a while: the deadline still counts from its begin.
+    let s = store();
+    let before = Instant::now();
+    let id = s.adopt(Adopted {
+      id: 1 << 40,
+      request_id: ids::RequestId::Given("late".into()),
+      trace_id: [1; 16],
+      span_id: [2; 8],
+      parent_span_id: None,
+      flags: 1,
+      tracestate: String::new(),
+      baggage: Vec::new(),
+      name: None,
+      started_wall_ms: 0.0,
+      age: Duration::from_millis(15),
+      deadline: Some(Duration::from_millis(30)),
+      ended: None,
+    });
+    let record = s.get(id).unwrap();
+    let due = record.deadline().unwrap();
+    assert!(due <= Instant::now() + Duration::from_millis(15), "due 15 ms from the adoption, not 30");
+    assert!(due >= before + Duration::from_millis(14));
+    assert_eq!(due, record.started + Duration::from_millis(30));
   }
 
   #[test]
