@@ -1,9 +1,9 @@
 'use strict';
 // Outgoing propagation: requests made inside a request context, with
 // node:http/https or the global fetch, carry `traceparent` (a new child span),
-// `tracestate`, `baggage` and the request id. Hooked through diagnostics_channel, the
-// channels Node and undici publish for every outgoing request, so no user
-// code or module is patched.
+// `tracestate`, `baggage` and the request id. Hooked through
+// diagnostics_channel, the channels Node and undici publish for every
+// outgoing request, so no user code or module is patched.
 //
 // node:http publishes `http.client.request.created` before the headers are
 // sent from Node 22.12 on; Node 20 only has `http.client.request.start`,
