@@ -8,7 +8,7 @@ const http = require('node:http');
 // read on every use, and fake timers in tests replace it.
 const { performance } = require('node:perf_hooks');
 const {
-  RequestContext, isValidRequestId, generateRequestId, beginRoot, elapsedOf, endAt, wallTimeAt, deadlineOptions, newDeadline, withDeadline,
+  RequestContext, isValidRequestId, generateRequestId, beginRoot, elapsedOf, endAt, wallTimeAt, deadlineSettings, newDeadline, withDeadline,
 } = require('./request_context');
 const { bindToCurrentContext, v8Major } = require('./frame');
 const { createLogger, LEVELS, WRITE_IN, WRITE_ACCESS, ERROR_KEY, accessMessage } = require('./logger');
@@ -158,6 +158,12 @@ function durationOf(ctx, now) {
   return Math.round(elapsedOf(ctx, now) * 1000) / 1000;
 }
 
+// The URL as the client sent it: Express's originalUrl, which routers leave
+// alone, or node:http's url.
+function urlOf(req) {
+  return req.originalUrl ?? req.url;
+}
+
 function asString(value) {
   return typeof value === 'string' ? value : undefined;
 }
@@ -258,7 +264,7 @@ function requestHandler(options, routeOf, reportsErrors) {
   // its context: onDeadline(req, res, err) if given (to answer 503, say),
   // else a warn line. Either way the context's signal aborts, so work
   // given RequestContext.require().signal stops.
-  const deadline = deadlineOptions(options);
+  const deadline = deadlineSettings(options);
   hookHttp();
 
   // Another logger (pino, winston, ...) is called inside the context, where
@@ -285,7 +291,7 @@ function requestHandler(options, routeOf, reportsErrors) {
   // calls its report in the request's context.
   const requestDeadline = (ctx, req, res, routeSource) => {
     const report = deadline.onDeadline !== undefined ? (_, err) => deadline.onDeadline(req, res, err) : () => {
-      const line = { method: req.method, route: routeOf(routeSource), url: req.originalUrl ?? req.url, deadlineMs: deadline.ms,
+      const line = { method: req.method, route: routeOf(routeSource), url: urlOf(req), deadlineMs: deadline.ms,
         durationMs: durationOf(ctx, performance.now()) };
       write(ctx, 'warn', line, 'request exceeded its deadline');
     };
@@ -343,7 +349,7 @@ function requestHandler(options, routeOf, reportsErrors) {
       ended = true;
       const now = performance.now();
       const durationMs = durationOf(ctx, now);
-      const url = req.originalUrl ?? req.url;
+      const url = urlOf(req);
       const err = failedWith.get(res);
       const bytes = sendsNoBody(req.method, res.statusCode) ? 0 : bodyBytes.get(res);
       // A write that fails (a sync destination on a full disk) throws from
@@ -372,7 +378,7 @@ function requestHandler(options, routeOf, reportsErrors) {
     if (rejected !== undefined) write(ctx, 'debug', { reason: rejected }, 'incoming request id replaced by a generated one');
     if (logStart) {
       const startLevel = levelFor(ctx, req, res, undefined);
-      if (startLevel !== 'silent') write(ctx, startLevel, { method: req.method, url: req.originalUrl ?? req.url }, 'request started');
+      if (startLevel !== 'silent') write(ctx, startLevel, { method: req.method, url: urlOf(req) }, 'request started');
     }
     ctx.run(next);
   };

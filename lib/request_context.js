@@ -852,12 +852,18 @@ class RequestContext {
     return Object.fromEntries(this.#baggageEntries().map(({ key, value }) => [key, value]));
   }
 
+  // A root begun in JS has baggage only from its raw header until Rust has
+  // its record, so without one it has none, and Rust need not be asked.
+  get #surelyWithoutBaggage() {
+    return !this.#isRecorded && this.#rare?.baggage === undefined;
+  }
+
   // { key, value, properties } each; the Rust codec normalized them, so
   // they are read from the record once there is one.
   #baggageEntries() {
     const rare = this.#rare;
     if (rare?.info !== undefined) return rare.info.baggage;
-    if (!this.#isRecorded && rare?.baggage === undefined) return [];
+    if (this.#surelyWithoutBaggage) return [];
     this.#adopt();
     try {
       return native.contextBaggage(this.#id);
@@ -872,10 +878,10 @@ class RequestContext {
    * baggage.
    */
   outgoingBaggage() {
-    const rare = this.#rare;
-    if (!this.#isRecorded && rare?.baggage === undefined) return '';
+    if (this.#surelyWithoutBaggage) return '';
     // A context's baggage never changes: formatted once, for every call.
-    if (rare?.outgoingBaggage !== undefined) return rare.outgoingBaggage;
+    const cached = this.#rare?.outgoingBaggage;
+    if (cached !== undefined) return cached;
     this.#adopt();
     let header;
     try {
@@ -1213,7 +1219,10 @@ function followUpOptions(token) {
   };
 }
 
-function deadlineOptions(options) {
+// options.deadlineMs and options.onDeadline, checked: { ms, onDeadline }, or
+// undefined without a deadline. The middleware checks them once and makes
+// each request's deadline from them.
+function deadlineSettings(options) {
   const { deadlineMs, onDeadline } = options;
   if (deadlineMs === undefined) {
     if (onDeadline !== undefined) throw invalidArgValue('options.onDeadline', onDeadline, 'needs options.deadlineMs');
@@ -1224,7 +1233,12 @@ function deadlineOptions(options) {
     throw invalidArgValue('options.deadlineMs', deadlineMs, 'must be a number of milliseconds from 0 to 4294967295');
   }
   if (onDeadline !== undefined) validateFunction(onDeadline, 'options.onDeadline');
-  return newDeadline(deadlineMs, onDeadline);
+  return { ms: deadlineMs, onDeadline };
+}
+
+function deadlineOptions(options) {
+  const checked = deadlineSettings(options);
+  return checked === undefined ? undefined : newDeadline(checked.ms, checked.onDeadline);
 }
 
 // One context's deadline: its own controller, armed once.
@@ -1234,5 +1248,5 @@ function newDeadline(ms, onDeadline) {
 
 module.exports = {
   RequestContext, DeadlineExceededError, isValidRequestId, generateRequestId, beginRoot, lineIdentityOf, elapsedOf, endAt, wallTimeAt,
-  deadlineOptions, newDeadline, withDeadline,
+  deadlineSettings, newDeadline, withDeadline,
 };
