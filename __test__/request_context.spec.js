@@ -608,9 +608,10 @@ describe('deadlines and the scope runner', () => {
     const tenant = new AsyncLocalStorage();
     const nodeStore = new (require('node:async_hooks').AsyncLocalStorage)();
     const began = performance.now();
+    let work;
     const fired = await new Promise((resolve) => {
       tenant.run('acme', () => nodeStore.run('native-value', () => {
-        RequestContext.begin({ deadlineMs, onDeadline: (ctx, err) => {
+        work = RequestContext.begin({ deadlineMs, onDeadline: (ctx, err) => {
           resolve({
             current: RequestContext.current(),
             ctx,
@@ -630,6 +631,8 @@ describe('deadlines and the scope runner', () => {
     assert.equal(fired.err.code, 'ERR_AMBIENT_DEADLINE_EXCEEDED');
     assert.equal(fired.aborted, true);
     fired.ctx.end('timeout');
+    // Its timer would otherwise run on into the next tests.
+    await work;
   });
 
   it("gives a child scope its parent's deadline signal, joined with its own, and leaves an independent scope out", async () => {
@@ -692,10 +695,20 @@ describe('deadlines and the scope runner', () => {
       }));
     });
     const ids = Array.from({ length: 20 }, (_, i) => i);
-    const [scoped, plain] = await Promise.all([
-      Promise.all(ids.map((i) => deliver('deliverLater', i))),
-      Promise.all(ids.map((i) => deliver('deliverLaterUnscoped', i))),
-    ]);
+    // Deliveries waiting on the watchdog thread do not keep the process
+    // alive (the scope runner's channel is unref'd, as a deadline must not
+    // hold a process open), so the test holds the event loop open itself.
+    const keepAlive = setInterval(() => {}, 1000);
+    let scoped;
+    let plain;
+    try {
+      [scoped, plain] = await Promise.all([
+        Promise.all(ids.map((i) => deliver('deliverLater', i))),
+        Promise.all(ids.map((i) => deliver('deliverLaterUnscoped', i))),
+      ]);
+    } finally {
+      clearInterval(keepAlive);
+    }
     assert.deepEqual(scoped, ids.map((i) => [`ours-${i}`, `theirs-${i}`]));
     const major = Number(process.versions.node.split('.')[0]);
     if (major >= 24) {
