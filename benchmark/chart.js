@@ -11,7 +11,7 @@ const { parseArgs } = require('node:util');
 const results = path.join(__dirname, 'results');
 const { values: files } = parseArgs({
   options: {
-    express: { type: 'string', default: path.join(results, 'express-slots-ef1af99-node26.json') },
+    express: { type: 'string', default: path.join(results, 'express-slots-898e4da-node26.json') },
     logger: { type: 'string', default: path.join(results, 'logger-6389c29.json') },
   },
 });
