@@ -902,6 +902,48 @@ describe('an app mounted in another, both with the middleware', () => {
     assert.equal(new Set(failedLines.map((l) => l.traceId)).size, 1);
   });
 
+  it("keeps the inner app's own deadline: its line, in the inner pass's span, and an aborted signal", async () => {
+    const express = require('express');
+    const outerLog = tempLog();
+    const innerLog = tempLog();
+    const inner = express();
+    inner.use(ambient.middleware({ logger: innerLog.logger, deadlineMs: 100 }));
+    const seen = new Map();
+    inner.get('/work/:ms', async (req, res) => {
+      const ctx = RequestContext.require();
+      let outcome = 'done';
+      try {
+        await sleep(Number(req.params.ms), undefined, { signal: ctx.signal });
+      } catch (err) {
+        outcome = ctx.signal.reason.name;
+      }
+      seen.set(ctx.requestId, { span: ctx.spanId, outcome });
+      res.send(outcome);
+    });
+    const outer = express();
+    outer.use(ambient.middleware({ logger: outerLog.logger }));
+    outer.use('/inner', inner);
+    const server = http.createServer(outer);
+    const port = await listen(server);
+    const plans = Array.from({ length: 16 }, (_, i) => ({ id: `inner-dl-${i}`, ms: i % 4 === 0 ? 300 : Math.round(Math.random() * 10) }));
+    await Promise.all(plans.map(async (plan) => {
+      await sleep(Math.random() * 10);
+      return request(port, { path: `/inner/work/${plan.ms}`, headers: { 'x-request-id': plan.id } });
+    }));
+    server.close();
+    const innerLines = await linesOf(innerLog);
+    const outerLines = await linesOf(outerLog);
+    for (const plan of plans) {
+      const slow = plan.ms === 300;
+      const { span, outcome } = seen.get(plan.id);
+      assert.equal(outcome, slow ? 'DeadlineExceededError' : 'done', plan.id);
+      const late = innerLines.filter((l) => l.requestId === plan.id && l.msg === 'request exceeded its deadline');
+      assert.equal(late.length, slow ? 1 : 0, plan.id);
+      if (slow) assert.deepEqual([late[0].spanId, late[0].route, late[0].deadlineMs], [span, '/inner/work/:ms', 100], plan.id);
+      assert.deepEqual(outerLines.filter((l) => l.requestId === plan.id).map((l) => l.msg), ['request completed'], plan.id);
+    }
+  });
+
   it('an Express app with the middleware, served through wrapHandler(), logs one request in one trace', async () => {
     const express = require('express');
     const { logger, file } = tempLog();

@@ -287,16 +287,15 @@ function requestHandler(options, routeOf, reportsErrors) {
     return chosen;
   };
 
-  // Each request's deadline, with a controller of its own; the watchdog
-  // calls its report in the request's context.
-  const requestDeadline = (ctx, req, res, routeSource) => {
-    const report = deadline.onDeadline !== undefined ? (_, err) => deadline.onDeadline(req, res, err) : () => {
+  // What a request's deadline reports, called by the watchdog in the
+  // context the deadline belongs to (the first argument).
+  const deadlineReport = (req, res, routeSource) => (deadline.onDeadline !== undefined ?
+    (_, err) => deadline.onDeadline(req, res, err) :
+    (ctx) => {
       const line = { method: req.method, route: routeOf(routeSource), url: urlOf(req), deadlineMs: deadline.ms,
         durationMs: durationOf(ctx, performance.now()) };
       write(ctx, 'warn', line, 'request exceeded its deadline');
-    };
-    return newDeadline(deadline.ms, report);
-  };
+    });
 
   // `chosen`: the request id a framework already gave the request, from
   // the same header rules ({ requestId, rejected }, fastifyRequestId()).
@@ -311,7 +310,9 @@ function requestHandler(options, routeOf, reportsErrors) {
     let ctx;
     let rejected;
     if (outer !== undefined) {
-      ctx = outer.child({ name: req.method });
+      // This pass's own deadline, if it has one, beside the outer pass's.
+      ctx = outer.child(deadline === undefined ? { name: req.method } :
+        { name: req.method, deadlineMs: deadline.ms, onDeadline: deadlineReport(req, res, routeSource) });
     } else {
       const headers = req.headers;
       let requestId;
@@ -333,7 +334,7 @@ function requestHandler(options, routeOf, reportsErrors) {
       bodyBytes.set(res, 0);
       // After the echo: the ids are still slices of a JS string then, where
       // a context with a record would fetch them from Rust.
-      if (deadline !== undefined) withDeadline(ctx, requestDeadline(ctx, req, res, routeSource));
+      if (deadline !== undefined) withDeadline(ctx, newDeadline(deadline.ms, deadlineReport(req, res, routeSource)));
     }
     // node:http emits 'close' after 'finish', and 'close' alone when the
     // client went away first; responses made without a socket (fastify's
