@@ -11,8 +11,8 @@ const { parseArgs } = require('node:util');
 const results = path.join(__dirname, 'results');
 const { values: files } = parseArgs({
   options: {
-    express: { type: 'string', default: path.join(results, 'express-slots-898e4da-node26.json') },
-    logger: { type: 'string', default: path.join(results, 'logger-6389c29.json') },
+    express: { type: 'string', default: path.join(results, 'express-slots-8e8d040-node26.json') },
+    logger: { type: 'string', default: path.join(results, 'logger-8e8d040.json') },
   },
 });
 const express = JSON.parse(fs.readFileSync(files.express, 'utf8'));
