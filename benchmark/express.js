@@ -28,11 +28,13 @@
 // Usage: node benchmark/express.js [--rounds N] [--cycles C] [--seconds S]
 //          [--warmup W] [--connections C] [--pipelining P] [--variants a,b]
 //          [--json out.json]
+//        node benchmark/express.js --report out.json   (the tables again,
+//          from a saved run's samples)
 const { spawn } = require('node:child_process');
 const path = require('node:path');
 const fs = require('node:fs');
 const autocannon = require('autocannon');
-const { median } = require('./harness');
+const { median, quantile } = require('./harness');
 const { variantsFrom } = require('./express-variants');
 
 const args = process.argv.slice(2);
@@ -99,39 +101,68 @@ async function round(index, samples) {
 
 const percent = (x) => `${(x * 100).toFixed(1)}%`;
 
-async function main() {
-  const samples = Object.fromEntries(variants.map((v) => [v, []]));
-  for (let index = 0; index < rounds; index++) {
-    await round(index, samples);
-    process.stderr.write(`round ${index + 1}/${rounds} done\n`);
-  }
+// The peers that log a request id in JSON: ambient's overhead is held
+// against the cheapest of them.
+const JSON_PEERS = ['pino-http', 'cls-rtracer + pino', 'express-http-context + winston'];
+
+// Each variant's medians, its overheads paired per cycle with bare's slot.
+function summarize(samples) {
   const bare = samples.bare;
-  const rows = variants.map((variant) => {
-    const own = samples[variant];
+  return Object.entries(samples).map(([variant, own]) => {
     const pairedOverhead = own.map((s, i) => 1 - s.rps / bare[i].rps);
     const pairedCpu = own.map((s, i) => s.cpuUsPerRequest / bare[i].cpuUsPerRequest - 1);
     return {
       variant,
       rps: median(own.map((s) => s.rps)),
       overhead: variant === 'bare' ? 0 : median(pairedOverhead),
+      overheadQuartiles: variant === 'bare' ? [0, 0] : [quantile(pairedOverhead, 0.25), quantile(pairedOverhead, 0.75)],
       cpuUsPerRequest: median(own.map((s) => s.cpuUsPerRequest)),
       extraCpu: variant === 'bare' ? 0 : median(pairedCpu),
     };
   });
-  console.log(`Node ${process.version}, ${connections} connections, pipelining ${pipelining}, ${rounds} rounds of ${cycles} cycles, ${seconds} s slots`);
+}
+
+// Prints a run's tables and, when it has ambient and a JSON-logging peer,
+// where ambient stands against the two targets. Returns the rows.
+function report(run) {
+  const rows = summarize(run.samples);
+  const slots = run.rounds * run.cycles;
+  console.log(`Node ${run.node}, ${run.connections} connections, pipelining ${run.pipelining}, ${run.rounds} rounds of ${run.cycles} cycles, ${run.seconds} s slots`);
   console.log('');
-  console.log('| variant | req/s | overhead vs bare | server CPU µs/request | extra CPU vs bare |');
+  console.log('| variant | req/s | overhead vs bare (interquartile range) | server CPU µs/request | extra CPU vs bare |');
   console.log('|---|---:|---:|---:|---:|');
   for (const row of rows) {
     const bareRow = row.variant === 'bare';
-    console.log(`| ${row.variant} | ${Math.round(row.rps).toLocaleString('en-US')} | ${bareRow ? '' : percent(row.overhead)} | ` +
+    const [q1, q3] = row.overheadQuartiles;
+    console.log(`| ${row.variant} | ${Math.round(row.rps).toLocaleString('en-US')} | ${bareRow ? '' : `${percent(row.overhead)} (${percent(q1)} to ${percent(q3)})`} | ` +
       `${row.cpuUsPerRequest.toFixed(1)} | ${bareRow ? '' : percent(row.extraCpu)} |`);
   }
   console.log('');
-  console.log(`req/s and µs/request are medians of the ${rounds * cycles} slots; the two overheads are medians of each cycle's pair with bare.`);
-  console.log(`raw: ${JSON.stringify(samples)}`);
-  if (jsonOut) {
-    fs.writeFileSync(jsonOut, JSON.stringify({ node: process.version, connections, pipelining, seconds, rounds, cycles, warmup, results: rows, samples }, null, 2));
+  console.log(`req/s and µs/request are medians of the ${slots} slots; the two overheads are medians of each cycle's pair with bare.`);
+  const ambient = rows.find((row) => row.variant === 'ambient');
+  const peers = rows.filter((row) => JSON_PEERS.includes(row.variant));
+  if (ambient !== undefined && peers.length > 0) {
+    const cheapest = peers.reduce((a, b) => (b.overhead < a.overhead ? b : a));
+    const cheapestByCpu = peers.reduce((a, b) => (b.extraCpu < a.extraCpu ? b : a));
+    console.log(`ambient keeps ${percent(1 - ambient.overhead)} of bare req/s (target: at least 90%). ` +
+      `Its overhead is ${(ambient.overhead / cheapest.overhead).toFixed(2)} of the cheapest JSON-logging peer's, ${cheapest.variant} (target: at most 0.5); ` +
+      `by server CPU ${(ambient.extraCpu / cheapestByCpu.extraCpu).toFixed(2)} of ${cheapestByCpu.variant}'s.`);
   }
+  return rows;
 }
-main();
+
+async function main() {
+  const samples = Object.fromEntries(variants.map((v) => [v, []]));
+  for (let index = 0; index < rounds; index++) {
+    await round(index, samples);
+    process.stderr.write(`round ${index + 1}/${rounds} done\n`);
+  }
+  const run = { node: process.version, connections, pipelining, seconds, rounds, cycles, warmup };
+  const rows = report({ ...run, samples });
+  console.log(`raw: ${JSON.stringify(samples)}`);
+  if (jsonOut) fs.writeFileSync(jsonOut, JSON.stringify({ ...run, results: rows, samples }, null, 2));
+}
+
+const saved = args.includes('--report') ? args[args.indexOf('--report') + 1] : null;
+if (saved !== null) report(JSON.parse(fs.readFileSync(saved, 'utf8')));
+else main();

@@ -5,11 +5,15 @@
 const { execFileSync } = require('node:child_process');
 const path = require('node:path');
 
-function median(xs) {
+// The p-quantile of xs, interpolated between the two nearest samples.
+function quantile(xs, p) {
   const s = xs.slice().sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+  const at = (s.length - 1) * p;
+  const below = Math.floor(at);
+  return below === at ? s[below] : s[below] + (s[below + 1] - s[below]) * (at - below);
 }
+
+const median = (xs) => quantile(xs, 0.5);
 
 // One measurement: the child's last line, {"nsPerOp": N, ...}.
 function measure(node, file, args) {
@@ -64,4 +68,4 @@ function checkoutOf(variant) {
   return variant.startsWith('ambient@') ? path.resolve(variant.slice('ambient@'.length)) : path.join(__dirname, '..');
 }
 
-module.exports = { median, measure, parseArgs, runRounds, variantList, checkoutOf };
+module.exports = { median, quantile, measure, parseArgs, runRounds, variantList, checkoutOf };
