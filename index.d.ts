@@ -472,7 +472,17 @@ export interface LoggerLike {
   error(...args: any[]): unknown
 }
 
-export interface MiddlewareOptions<CustomLevels extends string = never> {
+/**
+ * `Req` and `Res` are what `level` and `onDeadline` are given: Express's own
+ * request and response under Express. Annotate one callback's parameters
+ * (`(req: express.Request, res: express.Response) => …`) and the other
+ * callback gets those types too.
+ */
+export interface MiddlewareOptions<
+  CustomLevels extends string = never,
+  Req extends import('node:http').IncomingMessage = import('node:http').IncomingMessage,
+  Res extends import('node:http').ServerResponse = import('node:http').ServerResponse,
+> {
   /**
    * Default: a new `createLogger()`. pino and winston loggers are called their own way. The
    * logger's custom levels may be the access line's `level`.
@@ -491,7 +501,7 @@ export interface MiddlewareOptions<CustomLevels extends string = never> {
    * adapter); 'silent' writes no line for that request (a health check). Returning anything
    * else throws `ERR_INVALID_RETURN_VALUE`.
    */
-  level?: LevelOf<CustomLevels> | ((req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse, err: unknown) => LevelOf<CustomLevels> | 'silent')
+  level?: LevelOf<CustomLevels> | ((req: Req, res: Res, err: unknown) => LevelOf<CustomLevels> | 'silent')
   completedMessage?: string
   /**
    * Milliseconds a request may stay open: past it, the deadline watchdog aborts the request
@@ -500,7 +510,7 @@ export interface MiddlewareOptions<CustomLevels extends string = never> {
    */
   deadlineMs?: number
   /** Called in place of the warn line, in the request's context: to answer 503 or 504, say. Needs `deadlineMs`. */
-  onDeadline?: (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse, error: DeadlineExceededError) => void
+  onDeadline?: (req: Req, res: Res, error: DeadlineExceededError) => void
 }
 
 export interface AdapterOptions<CustomLevels extends string = never> extends MiddlewareOptions<CustomLevels> {
@@ -516,7 +526,11 @@ export interface AdapterOptions<CustomLevels extends string = never> extends Mid
 type RequestHandler = (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse, next: (err?: unknown) => void) => void
 
 /** Express (4 and 5) middleware: one request context per request, logged when it completes. */
-export declare function middleware<CustomLevels extends string = never>(options?: MiddlewareOptions<CustomLevels>): RequestHandler
+export declare function middleware<
+  CustomLevels extends string = never,
+  Req extends import('node:http').IncomingMessage = import('node:http').IncomingMessage,
+  Res extends import('node:http').ServerResponse = import('node:http').ServerResponse,
+>(options?: MiddlewareOptions<CustomLevels, Req, Res>): RequestHandler
 /**
  * Express error middleware: logs the error in the request's context and passes it on; at 'warn' when its
  * `status` (or `statusCode`) makes Express answer with a 4xx, at 'error' otherwise.
@@ -565,8 +579,12 @@ export declare const httpPropagation: boolean
 export declare function contextFields(): Record<string, FieldValue>
 /** For pino: `pino({ mixin: pinoMixin() })`. */
 export declare function pinoMixin(): () => Record<string, FieldValue>
-/** For winston: `format.combine(winstonFormat(), format.json())`. */
-export declare function winstonFormat(): { transform(info: Record<string, unknown>): Record<string, unknown> }
+/**
+ * For winston: `format.combine(winstonFormat(), format.json())`. It adds the
+ * context's fields to the info object it is given and returns that object, so
+ * it fits winston's `Format` without importing winston's types.
+ */
+export declare function winstonFormat(): { transform<Info extends object>(info: Info): Info }
 
 /** The version of the compiled Rust addon; equals the package version. */
 export declare function nativeVersion(): string

@@ -147,3 +147,28 @@ middleware({ logger: { info() {} } })
 export { koaApp, fastifyApp, viaPino, viaWinston }
 const pinoWithLevels = pino({ customLevels: { http: 25 } })
 middleware({ logger: pinoWithLevels, level: (req) => req.url === '/' ? 'http' : 'info' })
+
+// The README's Express, pino and winston examples, against those packages' own types.
+import express = require('express')
+const expressApp = express()
+expressApp.use(middleware({ logger }))
+expressApp.use(express.json())
+expressApp.use(middleware({
+  deadlineMs: 5_000,
+  onDeadline: (req: express.Request, res: express.Response, err) => { if (!res.headersSent) res.status(503).json({ error: err.message, path: req.path }) },
+  level: (req: express.Request, res: express.Response) => req.path === '/health' || res.locals.quiet ? 'silent' : 'info',
+}))
+expressApp.use(errorLogger({ logger }))
+const pinoWithMixin = pino({ mixin: pinoMixin() })
+const winstonWithFormat = winston.createLogger({ format: winston.format.combine(winstonFormat(), winston.format.json()) })
+export { expressApp, pinoWithMixin, winstonWithFormat }
+// One callback's annotated parameters type the other's too.
+middleware({
+  level: (req: express.Request, res: express.Response) => req.path === '/health' || res.locals.quiet ? 'silent' : 'info',
+  onDeadline: (req, res) => { res.status(503).json({ path: req.path }) },
+})
+// @ts-expect-error the callbacks are given a request, not a string
+middleware({ level: (req: string) => 'info' })
+// @ts-expect-error a winston format returns the info object it was given
+const notAnInfo: string = winstonFormat().transform({ level: 'info', message: 'm' })
+void notAnInfo
