@@ -472,6 +472,10 @@ export interface LoggerLike {
   error(...args: any[]): unknown
 }
 
+/** The requests and responses the middleware and `wrapHandler()` serve: node:http's, or node:http2's compatibility API's. */
+type ServerRequest = import('node:http').IncomingMessage | import('node:http2').Http2ServerRequest
+type ServerReply = import('node:http').ServerResponse | import('node:http2').Http2ServerResponse
+
 /**
  * `Req` and `Res` are what `level` and `onDeadline` are given: Express's own
  * request and response under Express. Annotate one callback's parameters
@@ -480,8 +484,8 @@ export interface LoggerLike {
  */
 export interface MiddlewareOptions<
   CustomLevels extends string = never,
-  Req extends import('node:http').IncomingMessage = import('node:http').IncomingMessage,
-  Res extends import('node:http').ServerResponse = import('node:http').ServerResponse,
+  Req extends ServerRequest = import('node:http').IncomingMessage,
+  Res extends ServerReply = import('node:http').ServerResponse,
 > {
   /**
    * Default: a new `createLogger()`. pino and winston loggers are called their own way. The
@@ -540,7 +544,11 @@ export declare function errorLogger(options?: { logger?: Logger | LoggerLike }):
  * The same per-request context for a plain node:http handler. An async handler's rejection is
  * logged as 'request failed' with the request id, then left unhandled as it would be unwrapped.
  */
-export declare function wrapHandler<H extends (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => unknown, CustomLevels extends string = never>(handler: H, options?: MiddlewareOptions<CustomLevels>): (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => void
+export declare function wrapHandler<
+  Req extends ServerRequest = import('node:http').IncomingMessage,
+  Res extends ServerReply = import('node:http').ServerResponse,
+  CustomLevels extends string = never,
+>(handler: (req: Req, res: Res) => unknown, options?: MiddlewareOptions<CustomLevels, Req, Res>): (req: Req, res: Res) => void
 /** Koa middleware: one request context per request, everything downstream inside it, logged when it completes. */
 export declare function koa<CustomLevels extends string = never>(options?: AdapterOptions<CustomLevels>): (ctx: { req: import('node:http').IncomingMessage; res: import('node:http').ServerResponse }, next: () => Promise<unknown>) => Promise<void>
 

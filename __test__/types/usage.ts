@@ -172,3 +172,15 @@ middleware({ level: (req: string) => 'info' })
 // @ts-expect-error a winston format returns the info object it was given
 const notAnInfo: string = winstonFormat().transform({ level: 'info', message: 'm' })
 void notAnInfo
+
+// wrapHandler() serves node:http and node:http2's compatibility API, its
+// handler typed by the server it is given to.
+import http = require('node:http')
+import http2 = require('node:http2')
+http.createServer(wrapHandler((req, res) => { res.end(String(req.headersDistinct.host)) }))
+http2.createServer(wrapHandler((req, res) => { res.end(req.authority) }))
+http2.createSecureServer({}, wrapHandler(async (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => { res.stream.respond() }, {
+  onDeadline: (req, res) => { res.stream.close() },
+}))
+// @ts-expect-error a handler is a function
+wrapHandler('index.html')
