@@ -440,12 +440,14 @@ export interface LoggerMembers<CustomLevels extends string = never> {
    * A logger whose lines also carry `bindings`; shares the destination. Its `serializers` add to
    * this logger's, its `msgPrefix` is appended to this logger's, and its `customLevels` add to
    * this logger's levels (not with the root's `formatters.level`, which throws
-   * `ERR_INVALID_ARG_VALUE`).
+   * `ERR_INVALID_ARG_VALUE`). Its `level` is typed as any string, as in pino, so that Fastify,
+   * which gives a route's `logLevel` as a string, takes this logger as its `loggerInstance`; a
+   * name that is not one of the child's levels throws `ERR_INVALID_ARG_VALUE`.
    */
   child<ChildLevels extends string = never>(
     bindings: Record<string, unknown>,
     options?: {
-      level?: LevelName | CustomLevels | Uninferred<ChildLevels> | 'silent' | number
+      level?: LevelName | CustomLevels | Uninferred<ChildLevels> | 'silent' | number | (string & {})
       serializers?: Serializers
       msgPrefix?: string
       customLevels?: Record<ChildLevels, number>

@@ -184,3 +184,12 @@ http2.createSecureServer({}, wrapHandler(async (req: http2.Http2ServerRequest, r
 }))
 // @ts-expect-error a handler is a function
 wrapHandler('index.html')
+
+// ambient's logger as Fastify's own, and the Koa adapter beside @koa/router.
+const fastifyOwn = createFastify({ loggerInstance: createLogger(), genReqId: fastifyRequestId() })
+fastifyOwn.register(fastify, { logger: fastifyOwn.log })
+import { Router } from '@koa/router'
+const router = new Router()
+koaApp.use(koa({ logger: audited, level: (req, res) => res.statusCode >= 500 ? 'error' : 'audit' }))
+koaApp.use(router.routes())
+export { fastifyOwn }
