@@ -401,6 +401,11 @@ describe('levels and children', () => {
     assert.deepEqual(lines.map((l) => l.msg), ['child', 'grandchild']);
     assert.equal(lines[1].component, 'db');
     assert.equal(lines[1].table, 'orders');
+    // A name that is not one of the child's levels is refused, naming the option.
+    assert.throws(() => child.child({}, { level: 'loud' }), {
+      name: 'TypeError', code: 'ERR_INVALID_ARG_VALUE', message: /'options\.level' must be one of trace, debug, info, warn, error, fatal, silent\. Received 'loud'/,
+    });
+    assert.equal(child.child({}, { customLevels: { verbose: 15 }, level: 'verbose' }).level, 'verbose');
   });
 
   it("has pino's levels maps, a silent method and bindings(), for code written against pino", async () => {

@@ -346,6 +346,8 @@ class Logger {
       }
       levels = withCustomLevels(levels.values, options.customLevels);
     }
+    // Checked here so the error names the option, not the level setter.
+    if (options.level !== undefined) levelValue(levels, options.level, 'options.level');
     const text = serializeBindings(bindings, this.#shared.redact, serializers);
     return new Logger(this.#shared, joinBindings(this.#bindings, text), options.level ?? this.level, serializers, msgPrefix, levels);
   }
