@@ -1268,6 +1268,7 @@ describe('outgoing propagation', () => {
     assert.throws(() => ambient.enableOutgoingPropagation({ requestIdHeader: 'bad header' }), { name: 'TypeError', code: 'ERR_INVALID_HTTP_TOKEN' });
     assert.throws(() => ambient.enableOutgoingPropagation({ allowHosts: ['ok', 5] }), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE', message: /"options\.allowHosts\[1\]" argument must be of type string or an instance of RegExp/ });
     assert.throws(() => ambient.enableOutgoingPropagation({ allowHosts: 'ok' }), { code: 'ERR_INVALID_ARG_VALUE' });
+    assert.throws(() => ambient.withoutPropagation('fetch'), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE', message: /"fn" argument must be of type function/ });
   });
 
   it('keeps the headers a caller set itself, in any case, on http.request and fetch', async () => {

@@ -13,7 +13,7 @@ const dc = require('node:diagnostics_channel');
 const { validateHeaderName } = require('node:http');
 const { AsyncLocalStorage } = require('./async_local_storage');
 const { RequestContext } = require('./request_context');
-const { invalidArgType, invalidArgValue, validateBoolean, validateObject } = require('./errors');
+const { invalidArgType, invalidArgValue, validateBoolean, validateFunction, validateObject } = require('./errors');
 
 // Whether this Node publishes node:http requests before their headers go out.
 const httpPropagation = (() => {
@@ -163,6 +163,7 @@ function disableOutgoingPropagation() {
 
 /** Runs fn with no propagation headers added to the requests it makes. */
 function withoutPropagation(fn, ...args) {
+  validateFunction(fn, 'fn');
   return suppressed.run(true, fn, ...args);
 }
 
