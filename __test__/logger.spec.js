@@ -1058,6 +1058,45 @@ describe('no line lost when the process ends', () => {
   }
 });
 
+describe("no line lost when the process ends while a worker's lines wait", () => {
+  // The worker's logger handed its lines to its writer thread; the process
+  // ends while that thread still waits on a full stdout pipe (the test
+  // reads it only after a pause). The process's end must wait for them,
+  // whichever thread created the logger.
+  const cases = [
+    ['the worker terminated, then a natural end', 'terminate', null, 0],
+    ['process.exit() in the main thread', 'exit', null, 3],
+    ['an uncaught exception in the main thread', 'throw', null, 1],
+    ['SIGTERM, with a logger in the main thread too', 'signal', 'SIGTERM', null],
+  ];
+  for (const [label, mode, signal, exitCode] of cases) {
+    it(label, async () => {
+      const count = 5_000;
+      const child = spawn(process.execPath, [path.join(__dirname, 'fixtures', 'log_in_worker_then_die.js'), mode, String(count)], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let stderr = '';
+      const logged = new Promise((resolve) => child.stderr.on('data', (d) => {
+        stderr += d;
+        if (stderr.includes('logged\n')) resolve();
+      }));
+      const exited = new Promise((resolve) => child.on('exit', (code, gotSignal) => resolve([code, gotSignal])));
+      const closed = new Promise((resolve) => child.stdout.once('close', resolve));
+      await logged;
+      if (signal) child.kill(signal);
+      // Long enough for the process to have ended, had it not waited.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const chunks = [];
+      child.stdout.on('data', (d) => chunks.push(d));
+      const [code, gotSignal] = await exited;
+      await closed;
+      if (signal) assert.equal(gotSignal, signal, 'the signal still ends the process as it would have');
+      else assert.equal(code, exitCode, stderr);
+      const lines = Buffer.concat(chunks).toString().split('\n').filter(Boolean).map((l) => JSON.parse(l));
+      assert.deepEqual(lines.map((l) => l.i), Array.from({ length: count }, (_, i) => i));
+      assert.ok(lines.every((l) => l.requestId === `req-${l.i % 10}`));
+    });
+  }
+});
+
 describe('a non-blocking stdout', () => {
   // Lines the pipe refuses for now (EAGAIN) wait for room, as they would
   // on a blocking one: none are dropped.

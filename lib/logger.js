@@ -19,8 +19,7 @@ const ERROR_KEY = Symbol('ambient.logger.errorKey');
 const USED_AFTER_END = 1;
 const DROPPED = 2;
 
-// Every open destination, flushed on the way out of the process.
-const destinations = new Set();
+// The access batches of this thread's loggers, written on the way out.
 const accessBatches = new Set();
 let exitHooksInstalled = false;
 
@@ -32,12 +31,13 @@ function flushAll() {
       // As below.
     }
   }
-  for (const destination of destinations) {
-    try {
-      destination.flushSync();
-    } catch {
-      // Nothing left to report to on the way out.
-    }
+  // Every destination of the process, the worker threads' too: a signal
+  // ends the process without exit(3), whose hook would write them
+  // (src/log.rs, flush_at_exit).
+  try {
+    native.flushAllDestinations();
+  } catch {
+    // Nothing left to report to on the way out.
   }
 }
 
@@ -89,7 +89,6 @@ function openDestination(options) {
     other.code = 'ERR_AMBIENT_LOG_DESTINATION';
     throw other;
   }
-  destinations.add(handle);
   installExitHooks();
   return handle;
 }

@@ -335,6 +335,42 @@ thread_local! {
 /// plain functions given the handle, which cost less to call than methods.
 static DESTINATIONS: LazyLock<RwLock<Vec<Arc<Destination>>>> = LazyLock::new(|| RwLock::new(Vec::new()));
 
+/// Writes out every destination's queued lines, whichever thread created
+/// it. A worker's logger has no exit hook of its own once the worker is
+/// terminated, or when the process ends while the worker runs: its lines
+/// wait in its writer, and would die with the process.
+fn flush_every_destination() {
+  // Cloned out, so a destination created meanwhile does not wait on flushes.
+  let all: Vec<Arc<Destination>> = DESTINATIONS.read().unwrap_or_else(|e| e.into_inner()).clone();
+  for destination in all {
+    destination.writer.flush();
+  }
+}
+
+/// Run by `exit(3)`: on a natural end, `process.exit()` and an uncaught
+/// error alike, after every JS exit hook, while the writer threads still run.
+extern "C" fn flush_at_exit() {
+  // A panic must not unwind into libc.
+  let _ = std::panic::catch_unwind(flush_every_destination);
+}
+
+fn flush_at_exit_once() {
+  static REGISTERED: std::sync::Once = std::sync::Once::new();
+  REGISTERED.call_once(|| {
+    // SAFETY: registers a plain function that touches no JS state. It fails
+    // only when out of memory; the main thread's own exit hook still
+    // flushes then.
+    unsafe { libc::atexit(flush_at_exit) };
+  });
+}
+
+/// Blocks until the lines every destination of the process has accepted are
+/// written: the main thread's signal hooks call it, for the workers' lines too.
+#[napi(catch_unwind)]
+pub fn flush_all_destinations() {
+  flush_every_destination();
+}
+
 pub(crate) fn with_destination<R>(handle: u32, f: impl FnOnce(&Destination) -> Result<R>) -> Result<R> {
   let all = DESTINATIONS.read().unwrap_or_else(|e| e.into_inner());
   f(all.get(handle as usize).ok_or_else(|| Error::new(Status::InvalidArg, format!("no log destination {handle}")))?)
@@ -390,6 +426,7 @@ impl NativeLogDestination {
       shape: Arc::new(shape),
       censor: FieldCensor::new(options.redacted_fields.unwrap_or_default(), options.censor),
     });
+    flush_at_exit_once();
     let mut all = DESTINATIONS.write().unwrap_or_else(|e| e.into_inner());
     all.push(destination.clone());
     Ok(NativeLogDestination { destination, handle: (all.len() - 1) as u32 })
