@@ -231,7 +231,8 @@ mod tests {
       assert!(s.queue.len() <= (2 * s.due.len()).max(1024) + 1, "{} entries for {} live", s.queue.len(), s.due.len());
     }
     assert_eq!(s.due.len(), 1000);
-    let mut kept: Vec<u64> = s.queue.iter().map(|Reverse((_, key))| *key).filter(|key| s.due.contains_key(key)).collect();
+    let mut kept: Vec<u64> =
+      s.queue.iter().map(|Reverse((_, key))| *key).filter(|key| s.due.contains_key(key)).collect();
     kept.sort_unstable();
     assert_eq!(kept, (1..=1000).map(|i| i * 100).collect::<Vec<_>>(), "every live deadline is still queued");
   }
