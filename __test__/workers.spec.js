@@ -244,3 +244,20 @@ describe('stress: 32 workers terminated while they read and write', () => {
     assert.deepEqual(stillInMemory(), [], 'records still held after every worker was terminated');
   });
 });
+
+describe('workers terminated with deadlines still armed', () => {
+  // The watchdog thread later reaches those contexts, to call their handler
+  // or to free it, through a channel whose JS thread is gone. In a child
+  // process: were that channel's freed function called, the process would
+  // abort, and take the test runner with it.
+  it('no crash when their deadlines come due, and the main thread\'s still fire', async () => {
+    const { spawn } = require('node:child_process');
+    const child = spawn(process.execPath, [fixture('deadlines_in_terminated_workers.js')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => { stdout += d; });
+    child.stderr.on('data', (d) => { stderr += d; });
+    const [code, signal] = await new Promise((resolve) => child.on('exit', (c, s) => resolve([c, s])));
+    assert.deepEqual({ code, signal, stdout }, { code: 0, signal: null, stdout: 'survived DeadlineExceededError\n' }, stderr);
+  });
+});

@@ -21,6 +21,7 @@
 use std::cell::RefCell;
 use std::ffi::c_void;
 use std::ptr;
+use std::sync::{Arc, Mutex};
 use std::thread::ThreadId;
 
 use napi::bindgen_prelude::*;
@@ -28,15 +29,44 @@ use napi::sys;
 
 type Job = Box<dyn FnOnce(sys::napi_env) + Send>;
 
-/// The per-thread channel back onto a JS thread.
-#[derive(Clone, Copy)]
+/// The per-thread channel back onto a JS thread, shared by every callback
+/// captured there. When that thread's environment is torn down (a worker
+/// terminated), Node frees its threadsafe function; a callback delivered
+/// later from another thread must find that out under the lock the teardown
+/// takes, and not touch the freed function.
 struct Channel {
-  tsfn: sys::napi_threadsafe_function,
+  tsfn: Mutex<Option<RawTsfn>>,
 }
-unsafe impl Send for Channel {}
+
+#[derive(Clone, Copy)]
+struct RawTsfn(sys::napi_threadsafe_function);
+// Node's threadsafe functions may be called from any thread.
+unsafe impl Send for RawTsfn {}
+
+impl Channel {
+  /// Queues `job` on the channel's JS thread. Gives it back when that
+  /// thread is gone or going.
+  fn queue(&self, job: Job) -> std::result::Result<(), Job> {
+    let tsfn = self.tsfn.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(RawTsfn(raw)) = *tsfn else { return Err(job) };
+    let data = Box::into_raw(Box::new(job));
+    // Under the lock: the teardown cannot free `raw` meanwhile.
+    let status =
+      unsafe { sys::napi_call_threadsafe_function(raw, data.cast(), sys::ThreadsafeFunctionCallMode::nonblocking) };
+    if status != sys::Status::napi_ok {
+      return Err(*unsafe { Box::from_raw(data) });
+    }
+    Ok(())
+  }
+
+  /// The environment is going: no call may reach the function after this.
+  fn close(&self) -> Option<RawTsfn> {
+    self.tsfn.lock().unwrap_or_else(|e| e.into_inner()).take()
+  }
+}
 
 thread_local! {
-  static CHANNEL: RefCell<Option<Channel>> = const { RefCell::new(None) };
+  static CHANNEL: RefCell<Option<Arc<Channel>>> = const { RefCell::new(None) };
 }
 
 unsafe extern "C" fn run_job(env: sys::napi_env, _js_cb: sys::napi_value, _context: *mut c_void, data: *mut c_void) {
@@ -59,8 +89,8 @@ fn check(status: sys::napi_status, what: &str) -> Result<()> {
   }
 }
 
-fn channel(env: &Env) -> Result<Channel> {
-  if let Some(ch) = CHANNEL.with(|c| *c.borrow()) {
+fn channel(env: &Env) -> Result<Arc<Channel>> {
+  if let Some(ch) = CHANNEL.with(|c| c.borrow().clone()) {
     return Ok(ch);
   }
   let raw = env.raw();
@@ -87,11 +117,15 @@ fn channel(env: &Env) -> Result<Channel> {
     // Pending deliveries must not keep the process alive on their own.
     check(sys::napi_unref_threadsafe_function(raw, tsfn), "napi_unref_threadsafe_function")?;
   }
-  let ch = Channel { tsfn };
-  CHANNEL.with(|c| *c.borrow_mut() = Some(ch));
-  env.add_env_cleanup_hook(ch, |ch| {
+  let ch = Arc::new(Channel { tsfn: Mutex::new(Some(RawTsfn(tsfn))) });
+  CHANNEL.with(|c| *c.borrow_mut() = Some(ch.clone()));
+  // Registered after the threadsafe function, so it runs before Node's own
+  // teardown of it (cleanup hooks run last registered, first run).
+  env.add_env_cleanup_hook(ch.clone(), |ch| {
     CHANNEL.with(|c| *c.borrow_mut() = None);
-    unsafe { sys::napi_release_threadsafe_function(ch.tsfn, sys::ThreadsafeFunctionReleaseMode::abort) };
+    if let Some(RawTsfn(raw)) = ch.close() {
+      unsafe { sys::napi_release_threadsafe_function(raw, sys::ThreadsafeFunctionReleaseMode::abort) };
+    }
   })?;
   Ok(ch)
 }
@@ -102,7 +136,7 @@ pub struct ScopedCallback {
   async_context: sys::napi_async_context,
   resource: sys::napi_ref,
   callback: sys::napi_ref,
-  channel: Channel,
+  channel: Arc<Channel>,
   home: ThreadId,
 }
 
@@ -147,22 +181,21 @@ impl ScopedCallback {
   /// arguments `make_args` builds there. Callable from any thread. Returns
   /// false when that JS thread is gone (the callback is then dropped).
   pub fn deliver(self, make_args: MakeArgs) -> bool {
-    let tsfn = self.channel.tsfn;
+    let channel = self.channel.clone();
     let job: Job = Box::new(move |env| {
       let env = Env::from_raw(env);
       let _ = self.call(&env, make_args);
       self.destroy();
     });
-    let data = Box::into_raw(Box::new(job));
-    let status =
-      unsafe { sys::napi_call_threadsafe_function(tsfn, data.cast(), sys::ThreadsafeFunctionCallMode::nonblocking) };
-    if status != sys::Status::napi_ok {
-      // Not queued: the job is ours again, and its handles belong to a
-      // thread that is gone or going. Leak them rather than free off-thread.
-      std::mem::forget(unsafe { Box::from_raw(data) });
-      return false;
+    match channel.queue(job) {
+      Ok(()) => true,
+      Err(job) => {
+        // Not queued: its handles belong to a thread that is gone or going.
+        // Leak them rather than free them off their thread.
+        std::mem::forget(job);
+        false
+      }
     }
-    true
   }
 
   fn call(&self, env: &Env, make_args: MakeArgs) -> Result<()> {
@@ -205,13 +238,10 @@ impl ScopedCallback {
       self.destroy();
       return;
     }
-    let tsfn = self.channel.tsfn;
+    let channel = self.channel.clone();
     let job: Job = Box::new(move |_env| self.destroy());
-    let data = Box::into_raw(Box::new(job));
-    let status =
-      unsafe { sys::napi_call_threadsafe_function(tsfn, data.cast(), sys::ThreadsafeFunctionCallMode::nonblocking) };
-    if status != sys::Status::napi_ok {
-      std::mem::forget(unsafe { Box::from_raw(data) });
+    if let Err(job) = channel.queue(job) {
+      std::mem::forget(job);
     }
   }
 }
