@@ -1244,4 +1244,37 @@ describe('worker threads', () => {
     assert.equal(line.inWorker, true);
     assert.equal(line.msg, 'from the worker');
   });
+
+  it("a worker's loggers close with it: its lines are written, its writer thread and file descriptor go", async () => {
+    // What a pool that replaces its workers does to them: some end on
+    // their own, some are terminated right after logging.
+    const file = tempFile();
+    const source = `
+      const { workerData, parentPort } = require('node:worker_threads');
+      const { createLogger } = require(${JSON.stringify(path.join(__dirname, '..'))});
+      const log = createLogger({ destination: workerData.file });
+      for (let i = 0; i < 2000; i++) log.info({ worker: workerData.index, i }, 'from a worker');
+      if (workerData.terminated) { parentPort.postMessage('logged'); setInterval(() => {}, 1000); }
+    `;
+    const runWorker = async (index) => {
+      const terminated = index % 2 === 1;
+      const worker = new Worker(source, { eval: true, workerData: { file, index, terminated } });
+      const exited = new Promise((resolve, reject) => { worker.on('exit', resolve); worker.on('error', reject); });
+      if (terminated) {
+        await new Promise((resolve) => worker.once('message', resolve));
+        await worker.terminate();
+      }
+      await exited;
+      // Its lines are out once it is gone, not only when the process ends.
+      assert.equal(readLines(file).filter((l) => l.worker === index).length, 2000, `worker ${index}`);
+    };
+    const threadsAndFds = () => [fs.readdirSync('/proc/self/task').length, fs.readdirSync('/proc/self/fd').length];
+    await runWorker(0);
+    const [threads, fds] = threadsAndFds();
+    for (let index = 1; index <= 20; index++) await runWorker(index);
+    const [threadsAfter, fdsAfter] = threadsAndFds();
+    // Twenty writer threads and files would stay open otherwise.
+    assert.ok(threadsAfter <= threads + 2, `threads: ${threads} before, ${threadsAfter} after 20 workers`);
+    assert.ok(fdsAfter <= fds + 2, `file descriptors: ${fds} before, ${fdsAfter} after 20 workers`);
+  });
 });

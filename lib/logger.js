@@ -33,7 +33,7 @@ function flushAll() {
   }
   // Every destination of the process, the worker threads' too: a signal
   // ends the process without exit(3), whose hook would write them
-  // (src/log.rs, flush_at_exit).
+  // (src/destinations.rs, flush_at_exit).
   try {
     native.flushAllDestinations();
   } catch {

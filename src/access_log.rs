@@ -9,9 +9,10 @@ use std::sync::{Arc, LazyLock, RwLock};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
+use crate::destinations::with_destination;
 use crate::field_censor::FieldCensor;
 use crate::line_shape::LineShape;
-use crate::log::{format_line_in_context, push_field_value, push_json_string, with_destination};
+use crate::log::{format_line_in_context, push_field_value, push_json_string};
 use crate::store::FieldValue;
 use crate::writer::DeferredLines;
 

@@ -7,6 +7,7 @@
 mod access_log;
 mod baggage;
 mod context;
+mod destinations;
 mod field_censor;
 mod guard;
 mod ids;
@@ -21,6 +22,7 @@ mod writer;
 
 pub use access_log::*;
 pub use context::*;
+pub use destinations::*;
 pub use guard::*;
 pub use log::*;
 pub use watchdog::*;

@@ -6,12 +6,13 @@
 //! the line to the off-thread writer (`writer.rs`). The middleware's access
 //! lines cross in batches instead (`access_log.rs`).
 
-use std::sync::{Arc, LazyLock, RwLock};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
+use crate::destinations::{register, with_destination};
 use crate::field_censor::{Censored, FieldCensor};
 use crate::ids::{push_hex_bytes, split_identity, RequestId};
 use crate::line_shape::{LineShape, TimeFormat};
@@ -331,51 +332,6 @@ thread_local! {
   static LINE: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Every destination of the process, by handle: the per-line calls are
-/// plain functions given the handle, which cost less to call than methods.
-static DESTINATIONS: LazyLock<RwLock<Vec<Arc<Destination>>>> = LazyLock::new(|| RwLock::new(Vec::new()));
-
-/// Writes out every destination's queued lines, whichever thread created
-/// it. A worker's logger has no exit hook of its own once the worker is
-/// terminated, or when the process ends while the worker runs: its lines
-/// wait in its writer, and would die with the process.
-fn flush_every_destination() {
-  // Cloned out, so a destination created meanwhile does not wait on flushes.
-  let all: Vec<Arc<Destination>> = DESTINATIONS.read().unwrap_or_else(|e| e.into_inner()).clone();
-  for destination in all {
-    destination.writer.flush();
-  }
-}
-
-/// Run by `exit(3)`: on a natural end, `process.exit()` and an uncaught
-/// error alike, after every JS exit hook, while the writer threads still run.
-extern "C" fn flush_at_exit() {
-  // A panic must not unwind into libc.
-  let _ = std::panic::catch_unwind(flush_every_destination);
-}
-
-fn flush_at_exit_once() {
-  static REGISTERED: std::sync::Once = std::sync::Once::new();
-  REGISTERED.call_once(|| {
-    // SAFETY: registers a plain function that touches no JS state. It fails
-    // only when out of memory; the main thread's own exit hook still
-    // flushes then.
-    unsafe { libc::atexit(flush_at_exit) };
-  });
-}
-
-/// Blocks until the lines every destination of the process has accepted are
-/// written: the main thread's signal hooks call it, for the workers' lines too.
-#[napi(catch_unwind)]
-pub fn flush_all_destinations() {
-  flush_every_destination();
-}
-
-pub(crate) fn with_destination<R>(handle: u32, f: impl FnOnce(&Destination) -> Result<R>) -> Result<R> {
-  let all = DESTINATIONS.read().unwrap_or_else(|e| e.into_inner());
-  f(all.get(handle as usize).ok_or_else(|| Error::new(Status::InvalidArg, format!("no log destination {handle}")))?)
-}
-
 /// A native log destination shared by a logger and its children.
 #[napi]
 pub struct NativeLogDestination {
@@ -390,7 +346,7 @@ const DROPPED: u32 = 2;
 #[napi]
 impl NativeLogDestination {
   #[napi(constructor, catch_unwind)]
-  pub fn new(options: LogDestination) -> Result<Self> {
+  pub fn new(env: Env, options: LogDestination) -> Result<Self> {
     let sink = match (options.fd, options.path.as_deref()) {
       (_, Some(path)) => {
         Sink::open(path).map_err(|e| Error::new(Status::InvalidArg, format!("cannot open log file {path}: {e}")))?
@@ -426,10 +382,8 @@ impl NativeLogDestination {
       shape: Arc::new(shape),
       censor: FieldCensor::new(options.redacted_fields.unwrap_or_default(), options.censor),
     });
-    flush_at_exit_once();
-    let mut all = DESTINATIONS.write().unwrap_or_else(|e| e.into_inner());
-    all.push(destination.clone());
-    Ok(NativeLogDestination { destination, handle: (all.len() - 1) as u32 })
+    let handle = register(&env, destination.clone())?;
+    Ok(NativeLogDestination { destination, handle })
   }
 
   /// The handle `logWrite` and `logAccessBatch` take.

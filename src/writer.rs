@@ -31,6 +31,8 @@ pub enum Sink {
   Stdout,
   Stderr,
   File(File),
+  /// After `shut`: the file is closed.
+  Closed,
 }
 
 impl Sink {
@@ -45,6 +47,7 @@ impl Sink {
       Sink::Stdout => write_lines(1, bytes),
       Sink::Stderr => write_lines(2, bytes),
       Sink::File(f) => write_lines_to(f, bytes),
+      Sink::Closed => Err(std::io::Error::other("the log destination is closed")),
     }
   }
 }
@@ -275,6 +278,16 @@ impl Writer {
     if let Some(handle) = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take() {
       let _ = handle.join();
     }
+  }
+
+  /// Closes, then lets go of the sink (a file is closed) and of the
+  /// buffer's memory: for a destination nothing can log to any more.
+  pub fn shut(&self) {
+    self.close();
+    *self.sink.lock().unwrap_or_else(|e| e.into_inner()) = Sink::Closed;
+    let mut s = self.lock();
+    s.pending = Vec::new();
+    s.deferred = Vec::new();
   }
 
   fn run(&self) {
