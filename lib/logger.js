@@ -5,6 +5,7 @@
 // off-thread writer (src/writer.rs); the middleware's access lines cross in
 // batches (AccessBatch). Disabled levels are no-op methods.
 const os = require('node:os');
+const { isMainThread } = require('node:worker_threads');
 const { format, getSystemErrorMap, getSystemErrorName } = require('node:util');
 const native = require('./native');
 const { RequestContext, lineIdentityOf } = require('./request_context');
@@ -31,9 +32,11 @@ function flushAll() {
       // As below.
     }
   }
-  // Every destination of the process, the worker threads' too: a signal
-  // ends the process without exit(3), whose hook would write them
-  // (src/destinations.rs, flush_at_exit).
+  // A worker's destinations are written out as its environment closes
+  // them (src/destinations.rs), and it need not wait for anyone else's.
+  // The main thread writes every destination of the process, the workers'
+  // too: a signal ends the process without exit(3), whose hook would.
+  if (!isMainThread) return;
   try {
     native.flushAllDestinations();
   } catch {
