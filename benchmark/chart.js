@@ -12,7 +12,7 @@ const results = path.join(__dirname, 'results');
 const { values: files } = parseArgs({
   options: {
     express: { type: 'string', default: path.join(results, 'express-slots-8e8d040-node26.json') },
-    logger: { type: 'string', default: path.join(results, 'logger-8e8d040.json') },
+    logger: { type: 'string', default: path.join(results, 'logger-146871a.json') },
   },
 });
 const express = JSON.parse(fs.readFileSync(files.express, 'utf8'));
