@@ -97,6 +97,42 @@ describe('worker threads', () => {
     open.end();
   });
 
+  for (const [how, ends] of [['is terminated', 'terminate'], ['exits on its own', 'exit']]) {
+    it(`a worker that ${how} with contexts still open leaves none in flight: they end as abandoned`, async () => {
+      const worker = new Worker(`
+        const { parentPort, workerData } = require('node:worker_threads');
+        const { RequestContext } = require(${JSON.stringify(path.join(__dirname, '..'))});
+        const open = Array.from({ length: 20 }, (_, i) => {
+          const ctx = RequestContext.begin({ name: 'left open' });
+          // Half get a record at once; the others once listed, 10 ms on.
+          if (i % 2) ctx.set('i', i);
+          return ctx;
+        });
+        const child = open[0].child({ name: 'left open' });
+        RequestContext.begin({ name: 'ended in time' }).end();
+        setTimeout(() => {
+          parentPort.postMessage({ token: open[1].toToken(), ids: [...open, child].map((c) => c.id) });
+          if (workerData.ends === 'exit') parentPort.once('message', () => process.exit(0));
+          else setInterval(() => {}, 1000);
+        }, 50);
+      `, { eval: true, workerData: { ends } });
+      const exited = once(worker, 'exit');
+      const { token, ids } = await once(worker, 'message');
+      const listed = () => RequestContext.inFlight({ limit: 100000 }).filter((c) => ids.includes(c.id)).length;
+      assert.equal(listed(), 21, 'listed while the worker runs');
+      // This thread holds one of them too: it stays readable once abandoned.
+      const held = RequestContext.fromToken(token);
+      const openBefore = RequestContext.stats().open;
+      if (ends === 'terminate') await worker.terminate();
+      else worker.postMessage('exit');
+      await exited;
+      assert.equal(listed(), 0, 'none listed once the worker is gone');
+      assert.equal(RequestContext.stats().open, openBefore - 21);
+      assert.equal(held.get('i'), 1);
+      assert.equal(held.end('ok').status, 'abandoned', 'the outcome that stands');
+    });
+  }
+
   it('rejects a token that is not one', () => {
     assert.throws(() => RequestContext.fromToken({ id: 1 }), { code: 'ERR_INVALID_ARG_VALUE' });
     assert.throws(() => RequestContext.fromToken(null), { code: 'ERR_INVALID_ARG_VALUE' });

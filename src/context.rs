@@ -46,8 +46,11 @@ fn hold(env: &Env, id: u64) -> Result<()> {
   let first = CLEANUP_REGISTERED.with(|r| !std::mem::replace(&mut *r.borrow_mut(), true));
   if first {
     // A worker that is terminate()d never runs its finalizers; give back
-    // every handle it held when its environment is torn down.
+    // every handle it held when its environment is torn down. The contexts
+    // it began and left open end first, as abandoned: nothing else can end
+    // them now.
     env.add_env_cleanup_hook((), |_| {
+      STORE.end_abandoned(std::thread::current().id());
       let held = HELD.with(|h| std::mem::take(&mut *h.borrow_mut()));
       for (id, count) in held {
         for _ in 0..count {

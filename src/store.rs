@@ -8,6 +8,7 @@
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
+use std::thread::ThreadId;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use dashmap::{DashMap, DashSet};
@@ -99,7 +100,14 @@ pub struct Record {
   /// Interned: names are routes and job kinds, repeated across contexts.
   pub name: Option<Key>,
   pub extras: Option<Box<Extras>>,
+  /// The thread whose JS began it: it is ended as `ABANDONED` when that
+  /// thread's environment goes with it still open.
+  pub owner: ThreadId,
 }
+
+/// The status of a context whose thread went (a worker that exited or was
+/// terminated) before it ended.
+pub const ABANDONED: &str = "abandoned";
 
 /// When a deadline `after` from `now` falls; none past what an `Instant`
 /// holds, rather than a panic.
@@ -350,6 +358,7 @@ impl Store {
       ended: None,
       name: opts.name.as_deref().map(intern),
       extras: extras(None, tracestate, baggage, due(now, opts.deadline)),
+      owner: std::thread::current().id(),
     };
     Ok(self.insert(record))
   }
@@ -384,6 +393,7 @@ impl Store {
       ended: None,
       name: name.as_deref().map(intern),
       extras: extras(Some(parent), p.tracestate().to_owned(), p.baggage().to_vec(), due(now, deadline)),
+      owner: std::thread::current().id(),
     };
     drop(p);
     Ok(self.insert(record))
@@ -556,6 +566,7 @@ impl Store {
       name: adopted.name.as_deref().map(intern),
       // From its begin: a root adopted 10 ms late still has its deadline on time.
       extras: extras(None, adopted.tracestate, adopted.baggage, due(started, adopted.deadline)),
+      owner: std::thread::current().id(),
     };
     self.records.insert(adopted.id, Box::new(record));
     adopted.id
@@ -569,6 +580,17 @@ impl Store {
   /// How many ended records are still referenced after `grace`.
   pub fn lingering(&self, grace: Duration) -> usize {
     self.records.iter().filter(|r| r.ended.as_ref().is_some_and(|e| e.at.elapsed() >= grace)).count()
+  }
+
+  /// Ends, as `ABANDONED`, every open context `owner` began: that thread's
+  /// JS is gone, so nothing can end them any more, and they would be listed
+  /// in flight for ever. Returns how many.
+  pub fn end_abandoned(&self, owner: ThreadId) -> usize {
+    let open: Vec<u64> = self.records.iter().filter(|r| r.owner == owner && r.ended.is_none()).map(|r| r.id).collect();
+    for &id in &open {
+      let _ = self.end(id, ABANDONED);
+    }
+    open.len()
   }
 
   pub fn in_flight(&self, limit: usize) -> Vec<Record> {
@@ -589,6 +611,24 @@ mod tests {
 
   fn opts() -> BeginOptions {
     BeginOptions { sampled_by_default: true, ..Default::default() }
+  }
+
+  #[test]
+  fn a_gone_thread_abandons_the_open_contexts_it_began_and_only_those() {
+    let s = store();
+    let open = s.begin(opts()).unwrap();
+    let ended = s.begin(opts()).unwrap();
+    s.end(ended, "ok").unwrap();
+    let scope = s.begin_scope(open, Kind::Child, None, None).unwrap();
+    let (other_thread, elsewhere) =
+      std::thread::scope(|t| t.spawn(|| (std::thread::current().id(), s.begin(opts()).unwrap())).join().unwrap());
+    assert_eq!(s.end_abandoned(other_thread), 1);
+    assert_eq!(s.get(elsewhere).unwrap().ended.unwrap().status, ABANDONED);
+    assert!(s.get(open).unwrap().ended.is_none(), "this thread's contexts stay open");
+    assert_eq!(s.end_abandoned(std::thread::current().id()), 2);
+    assert_eq!(s.get(scope).unwrap().ended.unwrap().status, ABANDONED);
+    assert_eq!(s.get(ended).unwrap().ended.unwrap().status, "ok", "an ended context keeps its outcome");
+    assert_eq!(s.end_abandoned(std::thread::current().id()), 0);
   }
 
   #[test]
