@@ -133,6 +133,32 @@ describe('worker threads', () => {
     });
   }
 
+  it('busy workers terminated mid-stream leave stats().open as it was', async () => {
+    // Short requests begun and ended in JS alone, some open and some with
+    // their counts not yet sent when terminate() comes; some get a record.
+    const source = `
+      const { parentPort } = require('node:worker_threads');
+      const { RequestContext } = require(${JSON.stringify(path.join(__dirname, '..'))});
+      setInterval(() => {
+        for (let i = 0; i < 20; i++) {
+          const ctx = RequestContext.begin();
+          if (i === 0) ctx.set('recorded', true);
+          setTimeout(() => ctx.end(), Math.random() * 8);
+        }
+      }, 1);
+      setTimeout(() => parentPort.postMessage('busy'), 30 + Math.random() * 50);
+    `;
+    const before = RequestContext.stats();
+    for (let round = 0; round < 6; round++) {
+      const worker = new Worker(source, { eval: true });
+      await once(worker, 'message');
+      await worker.terminate();
+    }
+    const after = RequestContext.stats();
+    assert.ok(after.created - before.created > 1000, `${after.created - before.created} contexts counted as begun`);
+    assert.deepEqual({ open: after.open, live: after.live }, { open: before.open, live: before.live });
+  });
+
   it('rejects a token that is not one', () => {
     assert.throws(() => RequestContext.fromToken({ id: 1 }), { code: 'ERR_INVALID_ARG_VALUE' });
     assert.throws(() => RequestContext.fromToken(null), { code: 'ERR_INVALID_ARG_VALUE' });

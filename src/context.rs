@@ -2,7 +2,7 @@
 //! convert arguments and errors, and track which records this thread's JS
 //! objects hold so a terminated worker gives its handles back.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -38,27 +38,56 @@ fn store_error(err: StoreError) -> Error {
 thread_local! {
   /// Handles held by this thread's JS objects, per record.
   static HELD: RefCell<HashMap<u64, u32>> = RefCell::new(HashMap::new());
-  static CLEANUP_REGISTERED: RefCell<bool> = const { RefCell::new(false) };
+  static CLEANUP_REGISTERED: Cell<bool> = const { Cell::new(false) };
+  /// What this thread's JS counted: contexts begun and ended without a
+  /// record (`count_unrecorded`), and roots given a record while open,
+  /// whose end the store counts.
+  static COUNTED: Cell<Counted> = const { Cell::new(Counted { created: 0, ended: 0, adopted_open: 0 }) };
+}
+
+#[derive(Clone, Copy)]
+struct Counted {
+  created: u64,
+  ended: u64,
+  adopted_open: u64,
 }
 
 fn hold(env: &Env, id: u64) -> Result<()> {
   HELD.with(|h| *h.borrow_mut().entry(id).or_insert(0) += 1);
-  let first = CLEANUP_REGISTERED.with(|r| !std::mem::replace(&mut *r.borrow_mut(), true));
-  if first {
-    // A worker that is terminate()d never runs its finalizers; give back
-    // every handle it held when its environment is torn down. The contexts
-    // it began and left open end first, as abandoned: nothing else can end
-    // them now.
-    env.add_env_cleanup_hook((), |_| {
-      STORE.end_abandoned(std::thread::current().id());
-      let held = HELD.with(|h| std::mem::take(&mut *h.borrow_mut()));
-      for (id, count) in held {
-        for _ in 0..count {
-          STORE.release(id);
-        }
-      }
-    })?;
+  watch_teardown(env)
+}
+
+/// Once per thread: when its environment is torn down (a worker that
+/// exits, or is terminate()d and never runs its finalizers), settle what
+/// its JS leaves behind.
+fn watch_teardown(env: &Env) -> Result<()> {
+  if CLEANUP_REGISTERED.replace(true) {
+    return Ok(());
   }
+  env.add_env_cleanup_hook((), |_| {
+    // The contexts it began and left open end as abandoned: nothing else
+    // can end them now.
+    STORE.end_abandoned(std::thread::current().id());
+    // Those begun without a record and not counted as ended (still open,
+    // or ended with the count still in JS) are counted as ended now. The
+    // other way round, roots given a record before their begin was counted
+    // are counted as begun. Either way this thread's contexts stop counting
+    // as open.
+    let Counted { created, ended, adopted_open } = COUNTED.get();
+    let settled = ended + adopted_open;
+    if created > settled {
+      STORE.count_unrecorded(0, created - settled, 0, 0);
+    } else {
+      STORE.count_unrecorded(settled - created, 0, 0, 0);
+    }
+    // Every handle it held is given back.
+    let held = HELD.with(|h| std::mem::take(&mut *h.borrow_mut()));
+    for (id, count) in held {
+      for _ in 0..count {
+        STORE.release(id);
+      }
+    }
+  })?;
   Ok(())
 }
 
@@ -218,6 +247,9 @@ pub fn context_adopt(
     tracestate.map(|t| trace_context::format_tracestate(&trace_context::parse_tracestate(&t))).unwrap_or_default();
   let millis = |ms: f64| Duration::from_secs_f64(ms.max(0.0) / 1000.0);
   let id = id as u64;
+  // Its end, when it comes, is the store's to count; one that already
+  // ended was counted with the others begun without a record.
+  let still_open = ended_status.is_none();
   STORE.adopt(Adopted {
     id,
     request_id,
@@ -234,6 +266,9 @@ pub fn context_adopt(
     ended: ended_status
       .map(|status| (status, millis(ended_duration_ms.unwrap_or(0.0)), ended_at.unwrap_or(started_at))),
   });
+  if still_open {
+    COUNTED.set(Counted { adopted_open: COUNTED.get().adopted_open + 1, ..COUNTED.get() });
+  }
   hold(&env, id)?;
   Ok(STORE.version_of(id))
 }
@@ -241,8 +276,12 @@ pub fn context_adopt(
 /// Counts, in one crossing, the contexts JS began, ended and let go of
 /// without a record, and their uses after end.
 #[napi(catch_unwind)]
-pub fn context_count_unrecorded(created: f64, ended: f64, released: f64, uses_after_end: f64) {
-  STORE.count_unrecorded(created as u64, ended as u64, released as u64, uses_after_end as u64);
+pub fn context_count_unrecorded(env: Env, created: f64, ended: f64, released: f64, uses_after_end: f64) -> Result<()> {
+  let (created, ended) = (created as u64, ended as u64);
+  STORE.count_unrecorded(created, ended, released as u64, uses_after_end as u64);
+  let counted = COUNTED.get();
+  COUNTED.set(Counted { created: counted.created + created, ended: counted.ended + ended, ..counted });
+  watch_teardown(&env)
 }
 
 /// Begins a scope under `parent_id`: `independent` false for a child that
