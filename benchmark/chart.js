@@ -11,7 +11,7 @@ const { parseArgs } = require('node:util');
 const results = path.join(__dirname, 'results');
 const { values: files } = parseArgs({
   options: {
-    express: { type: 'string', default: path.join(results, 'express-slots-8e8d040-node26.json') },
+    express: { type: 'string', default: path.join(results, 'express-slots-2b7455b-node26.json') },
     logger: { type: 'string', default: path.join(results, 'logger-146871a.json') },
   },
 });
