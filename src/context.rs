@@ -12,6 +12,7 @@ use napi_derive::napi;
 use crate::baggage::{self, BaggageEntry};
 use crate::ids::to_hex;
 use crate::store::{Adopted, FieldValue, Kind, Limits, Record, StoreError, STORE, VERSION_SLOTS};
+use crate::teardown;
 use crate::trace_context;
 
 /// A field value as JS reads it: string, number, BigInt (64-bit), boolean or null.
@@ -38,57 +39,41 @@ fn store_error(err: StoreError) -> Error {
 thread_local! {
   /// Handles held by this thread's JS objects, per record.
   static HELD: RefCell<HashMap<u64, u32>> = RefCell::new(HashMap::new());
-  static CLEANUP_REGISTERED: Cell<bool> = const { Cell::new(false) };
-  /// What this thread's JS counted: contexts begun and ended without a
-  /// record (`count_unrecorded`), and roots given a record while open,
-  /// whose end the store counts.
-  static COUNTED: Cell<Counted> = const { Cell::new(Counted { created: 0, ended: 0, adopted_open: 0 }) };
-}
-
-#[derive(Clone, Copy)]
-struct Counted {
-  created: u64,
-  ended: u64,
-  adopted_open: u64,
+  /// Contexts this thread's JS counted as begun and not (yet) as ended:
+  /// begins and ends counted without a record (`count_unrecorded`), less
+  /// the roots given a record while open, whose end the store counts.
+  /// Negative while a root got its record before its begin was counted.
+  static UNSETTLED: Cell<i64> = const { Cell::new(0) };
+  static TEARDOWN_WATCHED: Cell<bool> = const { Cell::new(false) };
 }
 
 fn hold(env: &Env, id: u64) -> Result<()> {
   HELD.with(|h| *h.borrow_mut().entry(id).or_insert(0) += 1);
-  watch_teardown(env)
+  teardown::once_per_thread(env, &TEARDOWN_WATCHED, settle_thread)
 }
 
-/// Once per thread: when its environment is torn down (a worker that
-/// exits, or is terminate()d and never runs its finalizers), settle what
-/// its JS leaves behind.
-fn watch_teardown(env: &Env) -> Result<()> {
-  if CLEANUP_REGISTERED.replace(true) {
-    return Ok(());
+/// This thread's environment is going: settle what its JS leaves behind.
+fn settle_thread() {
+  // The contexts it began and left open end as abandoned: nothing else
+  // can end them now.
+  STORE.end_abandoned(std::thread::current().id());
+  // The rest of its contexts stop counting as open: those begun without a
+  // record and never counted as ended (still open, or ended with the count
+  // still in JS) are counted as ended, and roots whose record came before
+  // their begin was counted are counted as begun.
+  let unsettled = UNSETTLED.take();
+  if unsettled > 0 {
+    STORE.count_unrecorded(0, unsettled as u64, 0, 0);
+  } else {
+    STORE.count_unrecorded(unsettled.unsigned_abs(), 0, 0, 0);
   }
-  env.add_env_cleanup_hook((), |_| {
-    // The contexts it began and left open end as abandoned: nothing else
-    // can end them now.
-    STORE.end_abandoned(std::thread::current().id());
-    // Those begun without a record and not counted as ended (still open,
-    // or ended with the count still in JS) are counted as ended now. The
-    // other way round, roots given a record before their begin was counted
-    // are counted as begun. Either way this thread's contexts stop counting
-    // as open.
-    let Counted { created, ended, adopted_open } = COUNTED.get();
-    let settled = ended + adopted_open;
-    if created > settled {
-      STORE.count_unrecorded(0, created - settled, 0, 0);
-    } else {
-      STORE.count_unrecorded(settled - created, 0, 0, 0);
+  // Every handle it held is given back.
+  let held = HELD.with(|h| std::mem::take(&mut *h.borrow_mut()));
+  for (id, count) in held {
+    for _ in 0..count {
+      STORE.release(id);
     }
-    // Every handle it held is given back.
-    let held = HELD.with(|h| std::mem::take(&mut *h.borrow_mut()));
-    for (id, count) in held {
-      for _ in 0..count {
-        STORE.release(id);
-      }
-    }
-  })?;
-  Ok(())
+  }
 }
 
 #[napi(object)]
@@ -267,7 +252,7 @@ pub fn context_adopt(
       .map(|status| (status, millis(ended_duration_ms.unwrap_or(0.0)), ended_at.unwrap_or(started_at))),
   });
   if still_open {
-    COUNTED.set(Counted { adopted_open: COUNTED.get().adopted_open + 1, ..COUNTED.get() });
+    UNSETTLED.set(UNSETTLED.get() - 1);
   }
   hold(&env, id)?;
   Ok(STORE.version_of(id))
@@ -279,9 +264,8 @@ pub fn context_adopt(
 pub fn context_count_unrecorded(env: Env, created: f64, ended: f64, released: f64, uses_after_end: f64) -> Result<()> {
   let (created, ended) = (created as u64, ended as u64);
   STORE.count_unrecorded(created, ended, released as u64, uses_after_end as u64);
-  let counted = COUNTED.get();
-  COUNTED.set(Counted { created: counted.created + created, ended: counted.ended + ended, ..counted });
-  watch_teardown(&env)
+  UNSETTLED.set(UNSETTLED.get() + created as i64 - ended as i64);
+  teardown::once_per_thread(&env, &TEARDOWN_WATCHED, settle_thread)
 }
 
 /// Begins a scope under `parent_id`: `independent` false for a child that

@@ -12,19 +12,21 @@
 //! whichever thread opened it: `exit(3)` runs `flush_at_exit`, and the main
 //! thread's signal hooks call `flushAllDestinations`.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::sync::{Arc, LazyLock, RwLock};
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 use crate::log::Destination;
+use crate::teardown;
 
 static DESTINATIONS: LazyLock<RwLock<Vec<Option<Arc<Destination>>>>> = LazyLock::new(|| RwLock::new(Vec::new()));
 
 thread_local! {
   /// The handles this thread's JS opened, closed with its environment.
   static OPENED_HERE: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
+  static TEARDOWN_WATCHED: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Gives `destination` a handle, and ties it to the environment of `env`.
@@ -43,14 +45,8 @@ pub(crate) fn register(env: &Env, destination: Arc<Destination>) -> Result<u32> 
       }
     }
   } as u32;
-  let first = OPENED_HERE.with(|opened| {
-    let mut opened = opened.borrow_mut();
-    opened.push(handle);
-    opened.len() == 1
-  });
-  if first {
-    env.add_env_cleanup_hook((), |_| close_opened_here())?;
-  }
+  OPENED_HERE.with_borrow_mut(|opened| opened.push(handle));
+  teardown::once_per_thread(env, &TEARDOWN_WATCHED, close_opened_here)?;
   Ok(handle)
 }
 
@@ -68,8 +64,7 @@ fn close_opened_here() {
     // Written out while the handle is still listed, so an exit meanwhile
     // would still find the lines.
     destination.flush();
-    let taken = DESTINATIONS.write().unwrap_or_else(|e| e.into_inner()).get_mut(handle as usize).and_then(Option::take);
-    drop(taken);
+    DESTINATIONS.write().unwrap_or_else(|e| e.into_inner())[handle as usize] = None;
     destination.shut();
   }
 }

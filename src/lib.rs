@@ -16,6 +16,7 @@ mod log;
 mod scope;
 mod shared_output;
 mod store;
+mod teardown;
 mod trace_context;
 mod watchdog;
 mod writer;
